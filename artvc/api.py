@@ -1,0 +1,404 @@
+"""The Python API: everything the CLI does, as functions that return values and never print."""
+from __future__ import annotations
+
+import os
+import posixpath
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+from . import checkout as materialize
+from . import provenance, specs
+from .artifact import Artifact, Version
+from .errors import ArtvcError, PathError, UnknownArtifactError
+from .manifest import KIND_FILE, KIND_SYMLINK, Entry
+from .names import check_alias, check_name
+from .progress import Reporter
+from .repository import Repository
+from .workspace import ALWAYS_IGNORED, Changes, DiskFile, Workspace, to_repo_path, under
+
+
+@dataclass
+class CommitResult:
+    version: Version
+    created: bool
+
+
+@dataclass
+class DiffResult:
+    added: list[str]
+    removed: list[str]
+    modified: list[str]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.removed or self.modified)
+
+
+@dataclass
+class CheckoutResult:
+    version: Version
+    written: int
+    deleted: int
+    unchanged: int
+    skipped_references: list[str] = field(default_factory=list)
+
+
+class Repo:
+    """An artvc repository: open one with Repo(path) (any folder inside it) or create one with Repo.init."""
+
+    def __init__(self, path: str = ".", reporter: Reporter | None = None) -> None:
+        self._repository = Repository.discover(path)
+        self.root = self._repository.root
+        self.reporter = reporter or Reporter()
+        self._run: Run | None = None
+
+    @classmethod
+    def init(cls, path: str = ".", reporter: Reporter | None = None) -> "Repo":
+        """Create (or open, if it exists) a repository at `path`; `.created` says which."""
+        os.makedirs(path, exist_ok=True)
+        _, created = Repository.init(path)
+        repo = cls(path, reporter)
+        repo.created = created
+        return repo
+
+    created = False
+
+    @property
+    def workspace(self) -> Workspace:
+        return Workspace(self._repository)
+
+    # ---- artifacts and tracked paths -----------------------------------------------------------
+    def artifacts(self) -> list[str]:
+        with self._repository.index.read() as txn:
+            return self._repository.refs.artifact_names(txn)
+
+    def tracked_paths(self, name: str) -> list[str]:
+        with self._repository.index.read() as txn:
+            settings = self._repository.refs.get_artifact(txn, name)
+        return list(settings["paths"]) if settings else []
+
+    def add(self, paths: Iterable[str], name: str | None = None, type: str | None = None, cwd: str | None = None) -> tuple[str, list[str]]:
+        """Track paths in artifact `name` (default: the first path's basename up to its first '.')."""
+        paths = list(paths)
+        if not paths:
+            raise PathError("nothing to add: give one or more paths")
+        rel = []
+        for p in paths:
+            r = to_repo_path(self.root, p, cwd)
+            if not os.path.lexists(os.path.join(self.root, r)):
+                raise PathError(f"no such file or folder: {p}")
+            rel.append(r)
+        if name is None:
+            base = posixpath.basename(rel[0]) if rel[0] != "." else os.path.basename(self.root)
+            name = base.split(".")[0] or base
+        check_name(name)
+        refs = self._repository.refs
+        with self._repository.index.write() as txn:
+            settings = refs.get_artifact(txn, name) or {"type": type or "dataset", "paths": []}
+            if type:
+                settings["type"] = type
+            settings["paths"] = sorted(set(settings["paths"]) | set(rel))
+            refs.put_artifact(txn, name, settings)
+        return name, rel
+
+    def remove(self, paths: Iterable[str], name: str, cwd: str | None = None) -> list[str]:
+        """Stop tracking paths (files stay on disk); returns the paths removed."""
+        check_name(name)
+        refs = self._repository.refs
+        with self._repository.index.write() as txn:
+            settings = refs.get_artifact(txn, name)
+            if settings is None:
+                raise UnknownArtifactError(name)
+            removed = []
+            for p in paths:
+                r = to_repo_path(self.root, p, cwd)
+                kept = [t for t in settings["paths"] if not (t == r or t.startswith(r + "/") or r == ".")]
+                if len(kept) == len(settings["paths"]):
+                    raise PathError(f"'{p}' is not tracked by '{name}'; tracked: {', '.join(settings['paths']) or 'nothing'}")
+                removed.extend(t for t in settings["paths"] if t not in kept)
+                settings["paths"] = kept
+            refs.put_artifact(txn, name, settings)
+        return removed
+
+    # ---- versions ------------------------------------------------------------------------------
+    def _version(self, name: str, number: int, vid: bytes) -> Version:
+        return Version(self, name, number, vid.hex())
+
+    def use_artifact(self, spec: str) -> Version:
+        """The version a spec names (inside a run, it becomes an input of what the run logs)."""
+        with self._repository.index.read() as txn:
+            name, number, vid = specs.resolve(self._repository.refs, txn, spec)
+        version = self._version(name, number, vid)
+        if self._run is not None:
+            self._run.inputs.append(version)
+        return version
+
+    def resolve(self, spec: str) -> Version:
+        with self._repository.index.read() as txn:
+            name, number, vid = specs.resolve(self._repository.refs, txn, spec)
+        return self._version(name, number, vid)
+
+    def versions(self, name: str) -> list[Version]:
+        """Versions of one artifact, newest first."""
+        check_name(name)
+        with self._repository.index.read() as txn:
+            found = self._repository.refs.list_versions(txn, name)
+            if not found and self._repository.refs.get_artifact(txn, name) is None:
+                raise UnknownArtifactError(name)
+        return [self._version(name, n, vid) for n, vid in reversed(found)]
+
+    def log(self, name: str | None = None) -> list[Version]:
+        names = [name] if name else self.artifacts()
+        return [v for n in names for v in self.versions(n)]
+
+    def head(self, name: str) -> Version | None:
+        """The version checked out in the workspace, if any."""
+        refs = self._repository.refs
+        with self._repository.index.read() as txn:
+            vid = refs.get_head(txn, name)
+            located = refs.locate_version(txn, vid) if vid else None
+        return self._version(name, located[1], vid) if located else None
+
+    def _aliases_of(self, name: str, vid: bytes, number: int) -> list[str]:
+        refs = self._repository.refs
+        with self._repository.index.read() as txn:
+            names = sorted(a for a, v in refs.aliases(txn, name).items() if v == vid)
+            if refs.latest_number(txn, name) == number:
+                names.insert(0, "latest")
+        return names
+
+    def set_alias(self, spec: str, alias: str) -> Version:
+        check_alias(alias)
+        version = self.resolve(spec)
+        with self._repository.index.write() as txn:
+            self._repository.refs.set_alias(txn, version.name, alias, bytes.fromhex(version.id))
+        return version
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        check_name(name)
+        check_alias(alias)
+        with self._repository.index.write() as txn:
+            if not self._repository.refs.delete_alias(txn, name, alias):
+                raise ArtvcError(f"'{name}' has no alias '{alias}'")
+
+    # ---- status and commit ------------------------------------------------------------------------
+    def status(self, name: str | None = None) -> dict[str, Changes]:
+        """Per artifact: added / modified / deleted paths against the checked-out version."""
+        names = [check_name(name)] if name else self.artifacts()
+        ws = self.workspace
+        out = {}
+        for n in names:
+            paths = self.tracked_paths(n)
+            if name and not paths and not self.versions(n):
+                raise UnknownArtifactError(n)
+            head = self.head(n)
+            disk = ws.scan(paths, self.reporter.warn)
+            out[n] = ws.compare(disk, head.entries if head else [])
+        return out
+
+    def commit(
+        self,
+        names: Iterable[str] = (),
+        message: str = "",
+        aliases: Iterable[str] = (),
+        metadata: dict[str, Any] | None = None,
+        inputs: Iterable[str] = (),
+    ) -> list[CommitResult]:
+        """Snapshot the tracked paths of each artifact (default: all with tracked paths)."""
+        aliases = [check_alias(a) for a in aliases]
+        names = [check_name(n) for n in names] or [n for n in self.artifacts() if self.tracked_paths(n)]
+        if not names:
+            raise ArtvcError("nothing is tracked yet; run 'artvc add PATH' first")
+        input_ids = [bytes.fromhex(self.resolve(s).id) for s in inputs]
+        git = provenance.git_info(self.root)
+        author = provenance.author(self.root)
+        ws = self.workspace
+        results = []
+        for name in names:
+            with self._repository.index.read() as txn:
+                settings = self._repository.refs.get_artifact(txn, name)
+            if settings is None:
+                raise UnknownArtifactError(name)
+            if not settings["paths"]:
+                raise ArtvcError(f"'{name}' tracks no paths; run 'artvc add PATH -a {name}'")
+            disk = ws.scan(settings["paths"], self.reporter.warn)
+            known: list[Entry] = []
+            for v in (self.head(name), self._latest(name)):
+                if v is not None:
+                    known.extend(v.entries)
+            total = sum(f.size for f in disk.values())
+            with self._repository.store.writer() as writer, self.reporter.task(f"commit {name}", total) as task:
+                entries = ws.build_entries(disk, known, writer, task.advance)
+                made = self._repository.create_version(
+                    name, settings["type"], entries, writer, message=message, author=author, aliases=aliases,
+                    metadata=metadata, inputs=input_ids, git=git, paths=settings["paths"], set_head=True,
+                )
+            results.append(CommitResult(self._version(name, made.number, made.version_id), made.created))
+        return results
+
+    def _latest(self, name: str) -> Version | None:
+        latest = self._repository.latest_version(name)
+        return self._version(name, *latest) if latest else None
+
+    def log_artifact(self, artifact: Artifact, aliases: Iterable[str] = (), message: str = "", inputs: Iterable[str] = ()) -> Version:
+        """Store the artifact's files as its next version (identical content returns the latest version)."""
+        aliases = [check_alias(a) for a in aliases]
+        input_ids = [bytes.fromhex(self.resolve(s).id) for s in inputs]
+        job_type = None
+        if self._run is not None:
+            input_ids += [bytes.fromhex(v.id) for v in self._run.inputs]
+            job_type = self._run.job_type
+        files = self._artifact_files(artifact)
+        with self._repository.index.write() as txn:
+            refs = self._repository.refs
+            if refs.get_artifact(txn, artifact.name) is None:
+                refs.put_artifact(txn, artifact.name, {"type": artifact.type, "paths": []})
+        with self._repository.store.writer() as writer:
+            entries = []
+            for path, source in sorted(files.items()):
+                if os.path.islink(source):
+                    entries.append(Entry(path, KIND_SYMLINK, target=os.readlink(source)))
+                    continue
+                with open(source, "rb") as fh:
+                    stored = writer.add_file(fh)
+                entries.append(Entry(path, KIND_FILE, stored.size, os.access(source, os.X_OK), stored.digest, stored.chunks))
+            made = self._repository.create_version(
+                artifact.name, artifact.type, entries, writer, message=message or artifact.description,
+                author=provenance.author(self.root), aliases=aliases, metadata=artifact.metadata,
+                inputs=input_ids, git=provenance.git_info(self.root), job_type=job_type,
+            )
+        version = self._version(artifact.name, made.number, made.version_id)
+        if self._run is not None:
+            self._run.outputs.append(version)
+        return version
+
+    def _entry_path(self, source: str, name: str) -> str:
+        if name:
+            return name.strip("/")
+        rel = os.path.relpath(source, self.root)
+        if rel.startswith(os.pardir) or os.path.isabs(rel):
+            return os.path.basename(source)
+        return rel.replace(os.sep, "/")
+
+    def _artifact_files(self, artifact: Artifact) -> dict[str, str]:
+        files: dict[str, str] = {}
+        for key, source in artifact.sources.items():
+            if not key.endswith("/"):
+                files[self._entry_path(source, key)] = source
+                continue
+            prefix = self._entry_path(source, key[:-1])
+            for folder, dirs, names in os.walk(source):
+                dirs[:] = sorted(d for d in dirs if d not in ALWAYS_IGNORED and not os.path.islink(os.path.join(folder, d)))
+                names += [d for d in os.listdir(folder) if os.path.islink(os.path.join(folder, d)) and os.path.isdir(os.path.join(folder, d))]
+                for fname in names:
+                    rel = os.path.relpath(os.path.join(folder, fname), source).replace(os.sep, "/")
+                    files[posixpath.join(prefix, rel) if prefix != "." else rel] = os.path.join(folder, fname)
+        if not files:
+            raise PathError(f"artifact '{artifact.name}' has no files; add some with add_file or add_dir")
+        return files
+
+    @contextmanager
+    def run(self, job_type: str | None = None) -> Iterator["Run"]:
+        """Lineage without bookkeeping: what the run uses becomes an input of what it logs."""
+        run = Run(self, job_type)
+        previous, self._run = self._run, run
+        try:
+            yield run
+        finally:
+            self._run = previous
+
+    # ---- diff and checkout ----------------------------------------------------------------------
+    def diff(self, spec_a: str, spec_b: str | None = None) -> DiffResult:
+        a = self.resolve(spec_a)
+        before = {e.path: e for e in a.entries}
+        if spec_b is not None:
+            after = {e.path: e for e in self.resolve(spec_b).entries}
+            modified = sorted(p for p in before.keys() & after.keys() if not before[p].same_content(after[p]))
+            return DiffResult(sorted(after.keys() - before.keys()), sorted(before.keys() - after.keys()), modified)
+        ws = self.workspace
+        changes = ws.compare(ws.scan(self.tracked_paths(a.name) or list(a.record.paths), self.reporter.warn), a.entries)
+        return DiffResult(changes.added, changes.deleted, changes.modified)
+
+    def checkout(self, spec: str, paths: Iterable[str] = (), to: str | None = None, force: bool = False, cwd: str | None = None) -> CheckoutResult:
+        """Materialize a version in the workspace (or under `to`), never losing unsaved work without `force`."""
+        version = self.resolve(spec)
+        paths = list(paths)
+        if to is not None:
+            root = os.path.abspath(to)
+            scope = [posixpath.normpath(p.replace(os.sep, "/")).strip("/") for p in paths]
+            os.makedirs(root, exist_ok=True)
+            current: dict[str, Entry] = {}
+        else:
+            root = self.root
+            scope = [to_repo_path(self.root, p, cwd) for p in paths]
+            head = self.head(version.name)
+            current = {e.path: e for e in head.entries if not scope or under(e.path, scope)} if head else {}
+        target = [e for e in version.entries if not scope or under(e.path, scope)]
+        if scope and not target:
+            raise PathError(f"{', '.join(paths)} matches no entry of {version.spec}")
+        plan = self._materialize(version, root, target, current, force, workspace=to is None)
+        if to is None and not scope:
+            with self._repository.index.write() as txn:
+                refs = self._repository.refs
+                refs.set_head(txn, version.name, bytes.fromhex(version.id))
+                settings = refs.get_artifact(txn, version.name) or {"type": version.type, "paths": []}
+                if not settings["paths"]:
+                    settings["paths"] = list(version.record.paths) or sorted({e.path for e in version.entries})
+                    refs.put_artifact(txn, version.name, settings)
+        return CheckoutResult(version, len(plan.writes), len(plan.deletes), plan.unchanged, plan.skipped_refs)
+
+    def _materialize(self, version: Version, root: str, target: list[Entry], current: dict[str, Entry], force: bool, workspace: bool = False) -> materialize.Plan:
+        ws = self.workspace
+        digest_of = (lambda f: ws.digests([f])[f.path]) if workspace else (lambda f: ws_hash(root, f))
+        plan = materialize.make_plan(root, target, current, force, digest_of)
+        materialize.check_plan(plan)
+        total = sum(e.size for e in plan.writes)
+        with self.reporter.task(f"checkout {version.spec}", total) as task:
+            written = materialize.apply_plan(root, plan, self._repository.store, task.advance)
+        if workspace:
+            ws.remember([(DiskFile.from_stat(e.path, st), e.digest) for e, st in written if e.kind == KIND_FILE])
+        for path in plan.skipped_refs:
+            self.reporter.warn(f"skipped external reference {path}: references are not supported by this version of artvc")
+        return plan
+
+    def _verify_entries(self, entries: list[Entry]) -> list[str]:
+        damaged = []
+        store = self._repository.store
+        for e in entries:
+            if e.kind != KIND_FILE:
+                continue
+            try:
+                for _ in store.iter_file(e.chunks):
+                    pass
+            except ArtvcError:
+                damaged.append(e.path)
+        return damaged
+
+    def close(self) -> None:
+        self._repository.store.close()
+
+
+def ws_hash(root: str, f: DiskFile) -> bytes:
+    """Digest of a file outside the workspace (no stat cache there)."""
+    from . import chunker
+
+    hasher = chunker.new_hasher()
+    with open(os.path.join(root, *f.path.split("/")), "rb") as fh:
+        for block in iter(lambda: fh.read(8 << 20), b""):
+            hasher.update(block)
+    return hasher.digest()
+
+
+@dataclass
+class Run:
+    repo: Repo
+    job_type: str | None
+    inputs: list[Version] = field(default_factory=list)
+    outputs: list[Version] = field(default_factory=list)
+
+    def use_artifact(self, spec: str) -> Version:
+        return self.repo.use_artifact(spec)
+
+    def log_artifact(self, artifact: Artifact, aliases: Iterable[str] = (), message: str = "") -> Version:
+        return self.repo.log_artifact(artifact, aliases=aliases, message=message)

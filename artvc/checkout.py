@@ -1,0 +1,158 @@
+"""Materializing a version's entries into a folder, safely.
+
+A plan is made first and checked for conflicts before anything is written: a modified file, or an
+untracked one in the way, is never overwritten or deleted without `force`. Each file is written
+to a temporary name, verified against its digest, and renamed into place. Nothing is written
+through a symlinked folder, so a checkout cannot land outside its target folder.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+import stat as statmod
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import chunker
+from .errors import ConflictError, CorruptObjectError, PathError
+from .fsutil import atomic_writer, temp_name_for
+from .manifest import KIND_FILE, KIND_REFERENCE, KIND_SYMLINK, Entry
+from .store import Store
+from .workspace import DiskFile, iter_parents
+
+
+@dataclass
+class Plan:
+    writes: list[Entry] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    skipped_refs: list[str] = field(default_factory=list)
+
+
+DigestOf = Callable[[DiskFile], bytes]
+
+
+def _disk_state(root: str, rel: str) -> tuple[os.stat_result | None, str]:
+    path = os.path.join(root, *rel.split("/"))
+    try:
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None, path
+    return st, path
+
+
+def _disk_matches(root: str, rel: str, st: os.stat_result, entry: Entry, digest_of: DigestOf) -> bool:
+    if statmod.S_ISLNK(st.st_mode):
+        return entry.kind == KIND_SYMLINK and os.readlink(os.path.join(root, *rel.split("/"))) == entry.target
+    if not statmod.S_ISREG(st.st_mode) or entry.kind != KIND_FILE:
+        return False
+    if st.st_size != entry.size or bool(st.st_mode & 0o100) != entry.executable:
+        return False
+    return digest_of(DiskFile.from_stat(rel, st)) == entry.digest
+
+
+def make_plan(root: str, target: list[Entry], current: dict[str, Entry], force: bool, digest_of: DigestOf) -> Plan:
+    """Decide what to write and delete; conflicts are listed, not resolved."""
+    plan = Plan()
+    target_paths = {e.path for e in target}
+    for path, entry in sorted(current.items()):
+        if path in target_paths:
+            continue
+        st, _ = _disk_state(root, path)
+        if st is None:
+            continue
+        if _disk_matches(root, path, st, entry, digest_of) or force:
+            if not statmod.S_ISDIR(st.st_mode):
+                plan.deletes.append(path)
+        else:
+            plan.conflicts.append(path)
+    deleting = set(plan.deletes)
+    for entry in target:
+        if entry.kind == KIND_REFERENCE:
+            plan.skipped_refs.append(entry.path)
+            continue
+        for parent in iter_parents(entry.path):
+            st, _ = _disk_state(root, parent)
+            if st is not None and not statmod.S_ISDIR(st.st_mode) and parent not in deleting:
+                if force and not statmod.S_ISLNK(st.st_mode) and parent not in target_paths:
+                    plan.deletes.append(parent)
+                    deleting.add(parent)
+                else:
+                    plan.conflicts.append(parent)
+        st, _ = _disk_state(root, entry.path)
+        if st is None:
+            plan.writes.append(entry)
+        elif statmod.S_ISDIR(st.st_mode):
+            plan.conflicts.append(entry.path + "/")
+        elif _disk_matches(root, entry.path, st, entry, digest_of):
+            plan.unchanged += 1
+        elif force or (entry.path in current and _disk_matches(root, entry.path, st, current[entry.path], digest_of)):
+            plan.writes.append(entry)
+        else:
+            plan.conflicts.append(entry.path)
+    return plan
+
+
+def check_plan(plan: Plan) -> None:
+    if plan.conflicts:
+        raise ConflictError(sorted(set(plan.conflicts)), "checkout would overwrite or delete files that are not saved in a version")
+
+
+def safe_mkdirs(root: str, rel_dir: str) -> None:
+    """Create rel_dir below root, refusing any component that is a symlink or not a folder."""
+    path = root
+    for part in rel_dir.split("/") if rel_dir else []:
+        path = os.path.join(path, part)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            os.mkdir(path)
+            continue
+        if not statmod.S_ISDIR(st.st_mode):
+            raise PathError(f"cannot write below {path}: it is a symlink or a file, not a folder")
+
+
+def _file_mode(executable: bool) -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if executable else 0o666) & ~umask
+
+
+def write_entry(root: str, entry: Entry, store: Store) -> os.stat_result:
+    """Write one entry atomically below root and return the stat of the result."""
+    safe_mkdirs(root, posixpath.dirname(entry.path))
+    path = os.path.join(root, *entry.path.split("/"))
+    if entry.kind == KIND_SYMLINK:
+        tmp = temp_name_for(path)
+        os.symlink(entry.target, tmp)
+        os.replace(tmp, path)
+        return os.lstat(path)
+    hasher = chunker.new_hasher()
+    with atomic_writer(path, durable=False, mode=_file_mode(entry.executable)) as f:
+        for data in store.iter_file(entry.chunks):
+            hasher.update(data)
+            f.write(data)
+        if hasher.digest() != entry.digest:
+            raise CorruptObjectError(f"content of {entry.path}", entry.digest.hex(), hasher.hexdigest())
+    return os.lstat(path)
+
+
+def apply_plan(root: str, plan: Plan, store: Store, progress: Callable[[int], None] = lambda n: None) -> list[tuple[Entry, os.stat_result]]:
+    """Delete, prune emptied folders, then write. Returns what was written, with its stat."""
+    for rel in sorted(plan.deletes, reverse=True):
+        path = os.path.join(root, *rel.split("/"))
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        for parent in iter_parents(rel):
+            try:
+                os.rmdir(os.path.join(root, *parent.split("/")))
+            except OSError:
+                break
+    written = []
+    for entry in plan.writes:
+        written.append((entry, write_entry(root, entry, store)))
+        progress(entry.size)
+    return written

@@ -1,0 +1,348 @@
+"""The command line: parses arguments, calls the Python API, prints results. Nothing else lives here."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import click
+
+from . import __version__
+from .api import Repo
+from .artifact import entry_json
+from .errors import ArtvcError
+from .progress import Reporter, Task
+
+
+class Settings:
+    quiet = False
+    verbose = False
+
+
+SETTINGS = Settings()
+
+
+class CliReporter(Reporter):
+    """Warnings to stderr; progress bars on a TTY for work that runs over a second."""
+
+    def warn(self, message: str) -> None:
+        super().warn(message)
+        click.echo(f"warning: {message}", err=True)
+
+    def info(self, message: str) -> None:
+        if not SETTINGS.quiet:
+            click.echo(message, err=True)
+
+    @contextmanager
+    def task(self, label: str, total: int | None = None, unit: str = "B") -> Iterator[Task]:
+        if SETTINGS.quiet or not sys.stderr.isatty() or not total:
+            yield Task()
+            return
+        yield _DelayedBar(label, total)
+
+
+class _DelayedBar(Task):
+    """A click progress bar that appears only once the work has taken a second."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total, self.done = label, total, 0
+        self.start = time.monotonic()
+        self.bar = None
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        if self.bar is None and time.monotonic() - self.start > 1.0:
+            self.bar = click.progressbar(length=self.total, label=self.label, file=sys.stderr)
+            self.bar.__enter__()
+            self.bar.update(self.done)
+        elif self.bar is not None:
+            self.bar.update(n)
+        if self.bar is not None and self.done >= self.total:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+            self.total = 0
+
+
+def _set_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        SETTINGS.quiet = True
+
+
+def _set_verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        SETTINGS.verbose = True
+
+
+def verbosity(f):
+    """-q/-v accepted after the command name as well as before it."""
+    f = click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_set_quiet, help="Only print results.")(f)
+    return click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_set_verbose, help="Show tracebacks on errors.")(f)
+
+
+def open_repo() -> Repo:
+    return Repo(".", reporter=CliReporter())
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def echo(message: str) -> None:
+    if not SETTINGS.quiet:
+        click.echo(message)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="artvc")
+@verbosity
+def cli() -> None:
+    """artvc: version data sets, models and checkpoints, local-first."""
+
+
+@cli.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False))
+@verbosity
+def init(directory: str) -> None:
+    """Create a repository in DIRECTORY (default: here)."""
+    repo = Repo.init(directory, reporter=CliReporter())
+    if repo.created:
+        echo(f"Initialized empty artvc repository in {os.path.join(repo.root, '.artvc')}")
+    else:
+        echo(f"{repo.root} is already an artvc repository; nothing to do")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("-a", "--artifact", "name", help="Artifact name (default: first PATH's basename up to its first '.').")
+@click.option("-t", "--type", "type_", help="Artifact type (default: dataset).")
+@verbosity
+def add(paths: tuple[str, ...], name: str | None, type_: str | None) -> None:
+    """Track PATHS in an artifact; the next commit snapshots them."""
+    name, rel = open_repo().add(paths, name=name, type=type_)
+    echo(f"{name}: tracking {', '.join(rel)}")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("-a", "--artifact", "name", required=True, help="Artifact to stop tracking PATHS in.")
+@verbosity
+def rm(paths: tuple[str, ...], name: str) -> None:
+    """Stop tracking PATHS (the files stay on disk)."""
+    removed = open_repo().remove(paths, name)
+    echo(f"{name}: no longer tracking {', '.join(removed)}")
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@verbosity
+def status(name: str | None, as_json: bool) -> None:
+    """Added, modified and deleted files per artifact, against the checked-out version."""
+    repo = open_repo()
+    result = repo.status(name)
+    heads = {n: repo.head(n) for n in result}
+    if as_json:
+        emit_json({"artifacts": {n: {"head": heads[n].spec if heads[n] else None, "added": c.added,
+                                     "modified": c.modified, "deleted": c.deleted, "clean": c.clean}
+                                 for n, c in result.items()}})
+        return
+    if not result:
+        click.echo("no artifacts yet; track files with 'artvc add PATH'")
+    for n, changes in result.items():
+        at = f" (at {heads[n].spec})" if heads[n] else " (no version checked out)"
+        if changes.clean:
+            click.echo(f"{n}{at}: clean")
+            continue
+        click.echo(f"{n}{at}:")
+        for label, paths in (("added", changes.added), ("modified", changes.modified), ("deleted", changes.deleted)):
+            for p in paths:
+                click.echo(f"  {label + ':':10s} {p}")
+
+
+def _parse_meta(values: tuple[str, ...]) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ArtvcError(f"invalid --meta {item!r}: use KEY=VALUE")
+        try:
+            meta[key] = json.loads(value)
+        except ValueError:
+            meta[key] = value
+    return meta
+
+
+@cli.command()
+@click.argument("names", nargs=-1)
+@click.option("-m", "--message", default="", help="What changed.")
+@click.option("--alias", "aliases", multiple=True, help="Alias to give the new version (repeatable).")
+@click.option("--meta", "meta", multiple=True, help="KEY=VALUE metadata (VALUE parsed as JSON when it can be).")
+@click.option("--input", "inputs", multiple=True, help="Version spec this version was made from (repeatable).")
+@verbosity
+def commit(names: tuple[str, ...], message: str, aliases: tuple[str, ...], meta: tuple[str, ...], inputs: tuple[str, ...]) -> None:
+    """Snapshot the tracked paths of NAMES (default: every artifact)."""
+    results = open_repo().commit(names, message=message, aliases=aliases, metadata=_parse_meta(meta), inputs=inputs)
+    for r in results:
+        if r.created:
+            click.echo(f"{r.version.spec} {r.version.short_id}")
+        else:
+            echo(f"{r.version.name}: nothing to commit (identical to {r.version.spec})")
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@verbosity
+def log(name: str | None, as_json: bool) -> None:
+    """Versions, newest first."""
+    versions = open_repo().log(name)
+    if as_json:
+        emit_json([v.to_json() for v in versions])
+        return
+    for v in versions:
+        info = v.to_json()
+        aliases = f" ({', '.join(info['aliases'])})" if info["aliases"] else ""
+        click.echo(f"{v.spec} {v.short_id}{aliases}")
+        click.echo(f"  date:   {info['created']}   author: {info['author']}")
+        click.echo(f"  files:  {info['files']}   bytes: {info['bytes']}")
+        if info["message"]:
+            click.echo(f"  {info['message']}")
+
+
+@cli.command()
+@click.argument("spec")
+@click.argument("prefix", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@verbosity
+def ls(spec: str, prefix: str | None, as_json: bool) -> None:
+    """Entries of a version (optionally only those under PREFIX)."""
+    version = open_repo().resolve(spec)
+    entries = [e for e in version.entries if not prefix or e.path == prefix.strip("/") or e.path.startswith(prefix.strip("/") + "/")]
+    if as_json:
+        emit_json([entry_json(e) for e in entries])
+        return
+    for e in entries:
+        extra = f" -> {e.target}" if e.kind_name == "symlink" else (f" <- {e.uri}" if e.kind_name == "reference" else "")
+        click.echo(f"{e.size:>12d}  {e.path}{extra}")
+
+
+@cli.command()
+@click.argument("spec")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@verbosity
+def show(spec: str, as_json: bool) -> None:
+    """A version's record: metadata, inputs, git provenance, stats."""
+    info = open_repo().resolve(spec).to_json()
+    if as_json:
+        emit_json(info)
+        return
+    for key in ("spec", "id", "type", "aliases", "created", "author", "message", "files", "bytes", "metadata", "inputs", "git", "job_type", "paths"):
+        value = info[key]
+        if isinstance(value, (dict, list)):
+            value = json.dumps(value, sort_keys=True)
+        click.echo(f"{key + ':':10s} {value}")
+
+
+@cli.command()
+@click.argument("spec_a")
+@click.argument("spec_b", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--exit-code", is_flag=True, help="Exit 1 when there are differences.")
+@verbosity
+def diff(spec_a: str, spec_b: str | None, as_json: bool, exit_code: bool) -> None:
+    """Added, removed and modified paths between two versions (one SPEC: against the workspace)."""
+    result = open_repo().diff(spec_a, spec_b)
+    if as_json:
+        emit_json({"added": result.added, "removed": result.removed, "modified": result.modified})
+    else:
+        for mark, paths in (("A", result.added), ("D", result.removed), ("M", result.modified)):
+            for p in paths:
+                click.echo(f"{mark}  {p}")
+    if exit_code and not result.empty:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("spec")
+@click.argument("path")
+@verbosity
+def cat(spec: str, path: str) -> None:
+    """Write one entry's bytes to stdout."""
+    version = open_repo().resolve(spec)
+    out = click.get_binary_stream("stdout")
+    with version.open(path) as f:
+        while True:
+            block = f.read(1 << 20)
+            if not block:
+                break
+            out.write(block)
+    out.flush()
+
+
+@cli.command()
+@click.argument("spec")
+@click.argument("paths", nargs=-1)
+@click.option("--to", "to", type=click.Path(file_okay=False), help="Materialize into this folder instead of the workspace.")
+@click.option("--force", is_flag=True, help="Overwrite or delete modified and untracked files in the way.")
+@verbosity
+def checkout(spec: str, paths: tuple[str, ...], to: str | None, force: bool) -> None:
+    """Materialize a version (or some of its PATHS) in the workspace or under --to."""
+    result = open_repo().checkout(spec, paths, to=to, force=force)
+    where = f" into {to}" if to else ""
+    echo(f"checked out {result.version.spec}{where}: {result.written} written, {result.deleted} deleted, {result.unchanged} unchanged")
+
+
+@cli.command()
+@click.argument("args", nargs=-1, required=True)
+@click.option("--delete", is_flag=True, help="Delete alias: artvc alias --delete NAME ALIAS.")
+@verbosity
+def alias(args: tuple[str, ...], delete: bool) -> None:
+    """Point ALIAS at a version: artvc alias SPEC ALIAS (or --delete NAME ALIAS)."""
+    if len(args) != 2:
+        raise click.UsageError("give SPEC ALIAS (or --delete NAME ALIAS)")
+    repo = open_repo()
+    if delete:
+        repo.delete_alias(args[0], args[1])
+        echo(f"deleted alias {args[0]}:{args[1]}")
+    else:
+        version = repo.set_alias(args[0], args[1])
+        echo(f"{version.name}:{args[1]} -> {version.spec} {version.short_id}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: `error: ...` and exit 1 for artvc errors; tracebacks only with -v."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    SETTINGS.quiet = SETTINGS.verbose = False
+    try:
+        code = cli.main(args=args, prog_name="artvc", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
+    except click.exceptions.Abort:
+        click.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ArtvcError as exc:
+        if SETTINGS.verbose or "-v" in args or "--verbose" in args:
+            traceback.print_exc()
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        if SETTINGS.verbose or "-v" in args:
+            traceback.print_exc()
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"error: {exc.strerror or exc}{where}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback only with -v
+        if SETTINGS.verbose or "-v" in args:
+            traceback.print_exc()
+        click.echo(f"error: unexpected {type(exc).__name__}: {exc} (run with -v for the traceback)", err=True)
+        sys.exit(1)

@@ -1,0 +1,223 @@
+"""A repository on disk: the `.artvc/` folder, its config, store, indexes and refs.
+
+This layer knows versions and objects; it knows nothing of workspaces, remotes or the CLI.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+from dulwich.config import ConfigFile
+
+from . import manifest as manifest_codec
+from . import records, trees
+from .chunker import DATA_CHUNKER, HASH_ALGORITHM, TREE_CHUNKER, ChunkerParams
+from .errors import ArtvcError, ConfigError, FormatError, NotARepositoryError
+from .fsutil import atomic_writer
+from .index import open_index
+from .manifest import Entry
+from .packs import BLOB_RECORD, BLOB_TREE
+from .records import VersionRecord
+from .refs import Refs
+from .store import PACK_TARGET_SIZE, Store, StoreSettings, StoreWriter
+
+ARTVC_DIR = ".artvc"
+STORE_FORMAT = 1
+DEFAULT_COMPRESSION_LEVEL = 3
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """What a commit made: the number and id, and whether it is new (False: identical content)."""
+
+    name: str
+    number: int
+    version_id: bytes
+    created: bool
+
+
+def find_root(start: str) -> str:
+    """The nearest folder at or above `start` holding `.artvc/`."""
+    path = os.path.abspath(start)
+    while True:
+        if os.path.isdir(os.path.join(path, ARTVC_DIR)):
+            return path
+        parent = os.path.dirname(path)
+        if parent == path:
+            raise NotARepositoryError(os.path.abspath(start))
+        path = parent
+
+
+def _default_config() -> ConfigFile:
+    cf = ConfigFile()
+    cf.set((b"core",), b"format", str(STORE_FORMAT).encode())
+    cf.set((b"hash",), b"algorithm", HASH_ALGORITHM.encode())
+    for section, params in ((b"data", DATA_CHUNKER), (b"tree", TREE_CHUNKER)):
+        cf.set((b"chunker", section), b"algorithm", b"fastcdc2020")
+        cf.set((b"chunker", section), b"min", str(params.min_size).encode())
+        cf.set((b"chunker", section), b"avg", str(params.avg_size).encode())
+        cf.set((b"chunker", section), b"max", str(params.max_size).encode())
+    cf.set((b"compression",), b"algorithm", b"zstd")
+    cf.set((b"compression",), b"level", str(DEFAULT_COMPRESSION_LEVEL).encode())
+    cf.set((b"pack",), b"size", str(PACK_TARGET_SIZE).encode())
+    return cf
+
+
+def _int(cf: ConfigFile, section: tuple[bytes, ...], key: bytes) -> int:
+    try:
+        return int(cf.get(section, key))
+    except (KeyError, ValueError):
+        raise ConfigError(f"config value {b'.'.join(section + (key,)).decode()} is missing or not a number") from None
+
+
+class Repository:
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+        self.artvc_dir = os.path.join(self.root, ARTVC_DIR)
+        self.config_path = os.path.join(self.artvc_dir, "config")
+        try:
+            self.config = ConfigFile.from_path(self.config_path)
+        except FileNotFoundError:
+            raise NotARepositoryError(self.root) from None
+        self._check_format()
+        self.index = open_index(os.path.join(self.artvc_dir, "index"))
+        self.store = Store(self.artvc_dir, self.index, self._store_settings())
+        self.refs = Refs(self.index)
+        self._manifest_cache: dict[bytes, list[Entry]] = {}
+
+    @classmethod
+    def init(cls, path: str) -> tuple["Repository", bool]:
+        """Create a repository at `path` (a no-op on an existing one). Returns (repo, created)."""
+        root = os.path.abspath(path)
+        artvc_dir = os.path.join(root, ARTVC_DIR)
+        if os.path.isfile(os.path.join(artvc_dir, "config")):
+            return cls(root), False
+        try:
+            os.makedirs(os.path.join(artvc_dir, "packs"), exist_ok=True)
+            os.makedirs(os.path.join(artvc_dir, "tmp"), exist_ok=True)
+            with atomic_writer(os.path.join(artvc_dir, "config")) as f:
+                _default_config().write_to_file(f)
+        except OSError as exc:
+            raise ArtvcError(f"cannot create a repository in {root}: {exc.strerror}") from None
+        return cls(root), True
+
+    @classmethod
+    def discover(cls, start: str = ".") -> "Repository":
+        return cls(find_root(start))
+
+    def _check_format(self) -> None:
+        fmt = _int(self.config, (b"core",), b"format")
+        if fmt != STORE_FORMAT:
+            raise FormatError(f"this repository has format {fmt}; this artvc reads format {STORE_FORMAT}: upgrade artvc")
+        try:
+            algo = self.config.get((b"hash",), b"algorithm").decode()
+        except KeyError:
+            algo = HASH_ALGORITHM
+        if algo != HASH_ALGORITHM:
+            raise FormatError(f"hash algorithm {algo!r} is not supported by this artvc")
+
+    def _store_settings(self) -> StoreSettings:
+        def params(section: bytes) -> ChunkerParams:
+            key = (b"chunker", section)
+            return ChunkerParams(_int(self.config, key, b"min"), _int(self.config, key, b"avg"), _int(self.config, key, b"max"))
+
+        return StoreSettings(
+            data_chunker=params(b"data"),
+            tree_chunker=params(b"tree"),
+            compression_level=_int(self.config, (b"compression",), b"level"),
+            pack_size=_int(self.config, (b"pack",), b"size"),
+        )
+
+    # ---- objects -----------------------------------------------------------------------------
+    def load_record(self, version_id: bytes) -> VersionRecord:
+        return records.decode(self.store.get_blob(version_id, "version record"))
+
+    def load_manifest(self, tree_id: bytes) -> list[Entry]:
+        cached = self._manifest_cache.get(tree_id)
+        if cached is None:
+            data = trees.load_tree(tree_id, lambda blob_id: self.store.get_blob(blob_id, "manifest"))
+            cached = manifest_codec.decode(data)
+            if len(self._manifest_cache) > 8:
+                self._manifest_cache.clear()
+            self._manifest_cache[tree_id] = cached
+        return cached
+
+    def version_manifest(self, version_id: bytes) -> list[Entry]:
+        return self.load_manifest(bytes.fromhex(self.load_record(version_id).manifest))
+
+    def store_manifest(self, entries: Iterable[Entry], writer: StoreWriter) -> bytes:
+        data = manifest_codec.encode(entries)
+        return trees.store_tree(data, self.store.tree_chunker, lambda blob: writer.add_blob(blob, BLOB_TREE))
+
+    # ---- versions ----------------------------------------------------------------------------
+    def latest_version(self, name: str) -> tuple[int, bytes] | None:
+        with self.index.read() as txn:
+            number = self.refs.latest_number(txn, name)
+            if number is None:
+                return None
+            return number, self.refs.version_id(txn, name, number)
+
+    def create_version(
+        self,
+        name: str,
+        type_: str,
+        entries: list[Entry],
+        writer: StoreWriter,
+        *,
+        message: str = "",
+        author: str = "",
+        aliases: Iterable[str] = (),
+        metadata: dict[str, Any] | None = None,
+        inputs: Iterable[bytes] = (),
+        git: dict[str, Any] | None = None,
+        job_type: str | None = None,
+        paths: Iterable[str] = (),
+        set_head: bool = False,
+    ) -> NewVersion:
+        """Store the manifest and record, then give the version its number: data -> manifest -> record -> refs.
+
+        Identical content to the artifact's latest version makes no version; the aliases then go
+        to that latest version.
+        """
+        tree_id = self.store_manifest(entries, writer)
+        latest = self.latest_version(name)
+        if latest is not None and self.load_record(latest[1]).manifest == tree_id.hex():
+            writer.flush()
+            with self.index.write() as txn:
+                for alias in aliases:
+                    self.refs.set_alias(txn, name, alias, latest[1])
+                if set_head:
+                    self.refs.set_head(txn, name, latest[1])
+            return NewVersion(name, latest[0], latest[1], False)
+        files = [e for e in entries if e.kind == manifest_codec.KIND_FILE]
+        record = VersionRecord(
+            artifact=name,
+            type=type_,
+            manifest=tree_id.hex(),
+            created=datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            author=author,
+            message=message,
+            metadata=dict(metadata or {}),
+            inputs=tuple(dict.fromkeys(i.hex() for i in inputs)),
+            git=git,
+            job_type=job_type,
+            paths=tuple(sorted(paths)),
+            stats={
+                "entries": len(entries),
+                "files": len(files),
+                "bytes": sum(e.size for e in files),
+                "references": sum(1 for e in entries if e.kind == manifest_codec.KIND_REFERENCE),
+            },
+        )
+        version_id = writer.add_blob(record.encode(), BLOB_RECORD)
+        writer.flush()
+        with self.index.write() as txn:
+            existing = self.refs.locate_version(txn, version_id)
+            number = existing[1] if existing else self.refs.add_version(txn, name, version_id)
+            for alias in aliases:
+                self.refs.set_alias(txn, name, alias, version_id)
+            if set_head:
+                self.refs.set_head(txn, name, version_id)
+        return NewVersion(name, number, version_id, True)

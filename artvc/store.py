@@ -1,0 +1,280 @@
+"""The object store: blobs in pack files, located through the LMDB `blobs` index.
+
+Writers add blobs through a StoreWriter, which dedups, compresses on worker threads and seals
+packs. A pack is durable on disk before its blobs enter the index, so the index never names a
+blob that is not on disk. Readers verify every blob against its id before returning it.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import struct
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import BinaryIO, Iterable, Iterator
+
+import zstandard
+
+from . import chunker
+from .errors import CorruptObjectError, MissingObjectError
+from .index import Index
+from .packs import (
+    BLOB_DATA,
+    BlobLocation,
+    PackWriter,
+    compress_blob,
+    decode_blob,
+    pack_path,
+    read_pack_index,
+)
+
+PACK_TARGET_SIZE = 16 << 20
+PACK_INFO = struct.Struct("<IQ")
+WORKERS = max(2, min(4, os.cpu_count() or 2))
+IN_FLIGHT = 64
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    data_chunker: chunker.ChunkerParams
+    tree_chunker: chunker.ChunkerParams
+    compression_level: int
+    pack_size: int = PACK_TARGET_SIZE
+
+
+@dataclass(frozen=True)
+class FileChunks:
+    """A file's content digest, size and chunk list [(chunk id, length)]."""
+
+    digest: bytes
+    size: int
+    chunks: tuple[tuple[bytes, int], ...]
+
+
+class Store:
+    def __init__(self, root: str, index: Index, settings: StoreSettings) -> None:
+        self.root = root
+        self.packs_dir = os.path.join(root, "packs")
+        self.tmp_dir = os.path.join(root, "tmp")
+        self.index = index
+        self.settings = settings
+        self.data_chunker = chunker.Chunker(settings.data_chunker)
+        self.tree_chunker = chunker.Chunker(settings.tree_chunker)
+        self._handles: OrderedDict[bytes, BinaryIO] = OrderedDict()
+        self._handles_lock = threading.Lock()
+
+    # ---- reading -------------------------------------------------------------------------
+    def locate(self, blob_id: bytes, txn=None) -> BlobLocation | None:
+        if txn is None:
+            with self.index.read() as txn:
+                raw = txn.get(blob_id, db=self.index.db["blobs"])
+        else:
+            raw = txn.get(blob_id, db=self.index.db["blobs"])
+        return BlobLocation.decode(raw) if raw is not None else None
+
+    def has_blob(self, blob_id: bytes) -> bool:
+        return self.locate(blob_id) is not None
+
+    def get_blob(self, blob_id: bytes, what: str = "blob") -> bytes:
+        """The verified raw bytes of a blob."""
+        loc = self.locate(blob_id)
+        if loc is None:
+            raise MissingObjectError(blob_id.hex(), what)
+        return self.read_located(blob_id, loc)
+
+    def read_located(self, blob_id: bytes, loc: BlobLocation) -> bytes:
+        stored = self._pread(loc.pack_id, loc.offset, loc.stored_len)
+        if len(stored) != loc.stored_len:
+            raise CorruptObjectError(f"pack {loc.pack_id.hex()[:12]} is truncated")
+        return decode_blob(stored, loc.compression, loc.raw_len, blob_id)
+
+    def _pread(self, pack_id: bytes, offset: int, length: int) -> bytes:
+        with self._handles_lock:
+            f = self._handles.get(pack_id)
+            if f is None:
+                path = pack_path(self.packs_dir, pack_id)
+                try:
+                    f = open(path, "rb")
+                except FileNotFoundError:
+                    raise CorruptObjectError(f"pack {pack_id.hex()[:12]} is missing from {self.packs_dir}") from None
+                self._handles[pack_id] = f
+                if len(self._handles) > 64:
+                    _, old = self._handles.popitem(last=False)
+                    old.close()
+            else:
+                self._handles.move_to_end(pack_id)
+            fd = f.fileno()
+        return os.pread(fd, length, offset)
+
+    def iter_file(self, chunks: Iterable[tuple[bytes, int]]) -> Iterator[bytes]:
+        """The verified bytes of a file's chunks, in order; decompression runs ahead on threads."""
+        pool = _shared_pool()
+        pending: list[Future] = []
+        for chunk_id, _length in chunks:
+            pending.append(pool.submit(self.get_blob, chunk_id, "chunk"))
+            if len(pending) >= IN_FLIGHT:
+                yield pending.pop(0).result()
+        for fut in pending:
+            yield fut.result()
+
+    def close(self) -> None:
+        with self._handles_lock:
+            for f in self._handles.values():
+                f.close()
+            self._handles.clear()
+
+    def list_pack_files(self) -> list[str]:
+        out = []
+        if not os.path.isdir(self.packs_dir):
+            return out
+        for sub in sorted(os.listdir(self.packs_dir)):
+            folder = os.path.join(self.packs_dir, sub)
+            if os.path.isdir(folder):
+                out.extend(os.path.join(folder, n) for n in sorted(os.listdir(folder)) if n.endswith(".pack"))
+        return out
+
+    def reindex_pack(self, path: str) -> int:
+        """Add every blob of one pack file to the index (used by repair); returns the blob count."""
+        pack_id = bytes.fromhex(os.path.basename(path)[: -len(".pack")])
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            entries = read_pack_index(f, size)
+        with self.index.write() as txn:
+            for e in entries:
+                loc = BlobLocation(pack_id, e.offset, e.stored_len, e.raw_len, e.blob_type, e.compression)
+                txn.put(e.blob_id, loc.encode(), db=self.index.db["blobs"])
+            txn.put(pack_id, PACK_INFO.pack(len(entries), size), db=self.index.db["packs"])
+        return len(entries)
+
+    def writer(self) -> "StoreWriter":
+        return StoreWriter(self)
+
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_pool_pid = 0
+
+
+def _shared_pool() -> ThreadPoolExecutor:
+    """One worker pool per process for hashing, compression and decompression (they release the GIL)."""
+    global _pool, _pool_pid
+    with _pool_lock:
+        if _pool is None or _pool_pid != os.getpid():
+            _pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="artvc")
+            _pool_pid = os.getpid()
+        return _pool
+
+
+class StoreWriter:
+    """Adds blobs to new packs. Use as a context manager: on success every pack is sealed and indexed.
+
+    Blobs of file data and blobs of trees/records go to separate packs, so metadata can be
+    fetched from a remote without touching data packs.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._packs: dict[bool, PackWriter] = {}
+        self._local = threading.local()
+        self.new_bytes = 0
+        self.new_blobs = 0
+
+    def __enter__(self) -> "StoreWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.flush()
+        else:
+            self.abort()
+
+    def _compressor(self) -> zstandard.ZstdCompressor:
+        comp = getattr(self._local, "compressor", None)
+        if comp is None:
+            comp = zstandard.ZstdCompressor(level=self.store.settings.compression_level)
+            self._local.compressor = comp
+        return comp
+
+    def _known(self, blob_id: bytes) -> bool:
+        return any(blob_id in p for p in list(self._packs.values())) or self.store.has_blob(blob_id)
+
+    def _prepare(self, data: bytes) -> tuple[bytes, int, tuple[int, bytes] | None]:
+        blob_id = chunker.hash_bytes(data)
+        if self._known(blob_id):
+            return blob_id, len(data), None
+        return blob_id, len(data), compress_blob(data, self.store.settings.compression_level, self._compressor())
+
+    def _append(self, blob_id: bytes, blob_type: int, raw_len: int, prepared: tuple[int, bytes] | None, data: bytes) -> None:
+        is_data = blob_type == BLOB_DATA
+        pack = self._packs.get(is_data)
+        if pack is not None and blob_id in pack:
+            return
+        if prepared is None:
+            if self.store.has_blob(blob_id):
+                return
+            prepared = compress_blob(data, self.store.settings.compression_level, self._compressor())
+        if pack is None:
+            os.makedirs(self.store.tmp_dir, exist_ok=True)
+            pack = PackWriter(os.path.join(self.store.tmp_dir, f"pack-{secrets.token_hex(8)}.tmp"))
+            self._packs[is_data] = pack
+        compression, stored = prepared
+        pack.add(blob_id, blob_type, compression, raw_len, stored)
+        self.new_bytes += len(stored)
+        self.new_blobs += 1
+        if pack.size >= self.store.settings.pack_size:
+            self._seal(is_data)
+
+    def add_blob(self, data: bytes, blob_type: int) -> bytes:
+        """Store one blob (deduplicated); returns its id."""
+        blob_id = chunker.hash_bytes(data)
+        self._append(blob_id, blob_type, len(data), None, data)
+        return blob_id
+
+    def add_file(self, stream: BinaryIO) -> FileChunks:
+        """Chunk, hash, compress and store a file's content; returns its digest and chunk list."""
+        pool = _shared_pool()
+        file_hasher = chunker.new_hasher()
+        chunks: list[tuple[bytes, int]] = []
+        pending: list[tuple[Future, bytes]] = []
+        size = 0
+
+        def drain(limit: int) -> None:
+            while len(pending) > limit:
+                fut, data = pending.pop(0)
+                blob_id, raw_len, prepared = fut.result()
+                self._append(blob_id, BLOB_DATA, raw_len, prepared, data)
+                chunks.append((blob_id, raw_len))
+
+        for data in self.store.data_chunker.cut_stream(stream):
+            size += len(data)
+            file_hasher.update(data)
+            pending.append((pool.submit(self._prepare, data), data))
+            drain(IN_FLIGHT)
+        drain(0)
+        digest = chunks[0][0] if len(chunks) == 1 else file_hasher.digest()
+        return FileChunks(digest, size, tuple(chunks))
+
+    def _seal(self, is_data: bool) -> None:
+        pack = self._packs.pop(is_data, None)
+        if pack is None:
+            return
+        pack_id, entries = pack.finish(self.store.packs_dir)
+        size = os.path.getsize(pack_path(self.store.packs_dir, pack_id))
+        index = self.store.index
+        with index.write() as txn:
+            for e in entries:
+                loc = BlobLocation(pack_id, e.offset, e.stored_len, e.raw_len, e.blob_type, e.compression)
+                txn.put(e.blob_id, loc.encode(), db=index.db["blobs"], overwrite=False)
+            txn.put(pack_id, PACK_INFO.pack(len(entries), size), db=index.db["packs"])
+
+    def flush(self) -> None:
+        """Seal and index every open pack: after this, every blob added is durable and findable."""
+        for is_data in list(self._packs):
+            self._seal(is_data)
+
+    def abort(self) -> None:
+        for pack in self._packs.values():
+            pack.abort()
+        self._packs.clear()

@@ -1,0 +1,276 @@
+"""The workspace: the files under the repository root that artifacts track.
+
+Scans tracked paths (with `.artvcignore`), keeps the stat cache so unchanged files are never
+re-read, compares the disk with a version, and turns the disk into entries for a commit.
+Symlinks are recorded as links and never followed.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+import stat as statmod
+import struct
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+from dulwich.ignore import IgnoreFilter
+
+from . import chunker
+from .errors import PathError
+from .manifest import KIND_FILE, KIND_SYMLINK, Entry
+from .repository import ARTVC_DIR, Repository
+from .store import StoreWriter
+
+ALWAYS_IGNORED = {ARTVC_DIR, ".git"}
+IGNORE_FILE = ".artvcignore"
+# A cached digest is trusted only for files whose mtime is older than the cache entry by this much,
+# so a write in the same timestamp tick as the hashing (2 s on the coarsest filesystems) is never missed.
+RACY_WINDOW_NS = 2_000_000_000
+STAT = struct.Struct("<QqQq32s")
+HASH_BLOCK = 8 << 20
+
+
+@dataclass(frozen=True)
+class DiskFile:
+    """What a scan saw at one path."""
+
+    path: str
+    kind: int
+    size: int
+    mtime_ns: int
+    ino: int
+    ctime_ns: int
+    executable: bool
+    target: str = ""
+
+    @classmethod
+    def from_stat(cls, path: str, st: os.stat_result, target: str = "") -> "DiskFile":
+        kind = KIND_SYMLINK if statmod.S_ISLNK(st.st_mode) else KIND_FILE
+        return cls(path, kind, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, bool(st.st_mode & 0o100), target)
+
+
+@dataclass
+class Changes:
+    added: list[str]
+    modified: list[str]
+    deleted: list[str]
+
+    @property
+    def clean(self) -> bool:
+        return not (self.added or self.modified or self.deleted)
+
+
+def to_repo_path(root: str, path: str, cwd: str | None = None) -> str:
+    """A path given on the command line (relative to cwd) as a POSIX path relative to the root."""
+    absolute = os.path.normpath(os.path.join(cwd or os.getcwd(), path))
+    rel = os.path.relpath(absolute, root)
+    if rel == os.curdir:
+        return "."
+    if rel.startswith(os.pardir + os.sep) or rel == os.pardir or os.path.isabs(rel):
+        raise PathError(f"'{path}' is outside the repository at {root}")
+    rel = rel.replace(os.sep, "/")
+    if rel.split("/")[0] in ALWAYS_IGNORED:
+        raise PathError(f"'{path}' is inside {rel.split('/')[0]}/, which artvc never tracks")
+    return rel
+
+
+def under(path: str, prefixes: Iterable[str]) -> bool:
+    return any(p == "." or path == p or path.startswith(p + "/") for p in prefixes)
+
+
+class Workspace:
+    def __init__(self, repo: Repository) -> None:
+        self.repo = repo
+        self.root = repo.root
+        self._ignore = self._load_ignore()
+
+    def _load_ignore(self) -> IgnoreFilter | None:
+        path = os.path.join(self.root, IGNORE_FILE)
+        return IgnoreFilter.from_path(path) if os.path.isfile(path) else None
+
+    def is_ignored(self, rel: str, is_dir: bool) -> bool:
+        name = rel.rsplit("/", 1)[-1]
+        if name in ALWAYS_IGNORED:
+            return True
+        if self._ignore is None:
+            return False
+        return bool(self._ignore.is_ignored(rel + "/" if is_dir else rel))
+
+    # ---- scanning --------------------------------------------------------------------------------
+    def scan(self, tracked: Iterable[str], warn: Callable[[str], None] = lambda m: None) -> dict[str, DiskFile]:
+        """Every file and symlink below the tracked paths that is not ignored."""
+        found: dict[str, DiskFile] = {}
+        for top in sorted(set(tracked)):
+            abs_top = self.root if top == "." else os.path.join(self.root, top)
+            try:
+                st = os.lstat(abs_top)
+            except FileNotFoundError:
+                continue
+            if statmod.S_ISDIR(st.st_mode):
+                self._walk(abs_top, "" if top == "." else top, found, warn)
+            else:
+                self._add(top, abs_top, st, found, warn)
+        return found
+
+    def _walk(self, abs_dir: str, rel_dir: str, found: dict[str, DiskFile], warn: Callable[[str], None]) -> None:
+        try:
+            it = os.scandir(abs_dir)
+        except PermissionError:
+            raise PathError(f"cannot read folder {abs_dir}: permission denied") from None
+        with it:
+            for de in it:
+                rel = f"{rel_dir}/{de.name}" if rel_dir else de.name
+                if de.is_dir(follow_symlinks=False):
+                    if not self.is_ignored(rel, True):
+                        self._walk(de.path, rel, found, warn)
+                elif not self.is_ignored(rel, False):
+                    self._add(rel, de.path, de.stat(follow_symlinks=False), found, warn)
+
+    def _add(self, rel: str, abs_path: str, st: os.stat_result, found: dict[str, DiskFile], warn) -> None:
+        if statmod.S_ISLNK(st.st_mode):
+            found[rel] = DiskFile.from_stat(rel, st, os.readlink(abs_path))
+        elif statmod.S_ISREG(st.st_mode):
+            found[rel] = DiskFile.from_stat(rel, st)
+        else:
+            warn(f"skipping {rel}: not a regular file, folder or symlink")
+
+    # ---- digests and the stat cache ------------------------------------------------------------
+    def cached_digest(self, txn, f: DiskFile) -> bytes | None:
+        raw = txn.get(f.path.encode("utf-8", "surrogateescape"), db=self.repo.index.db["statcache"])
+        if raw is None or len(raw) != STAT.size + 8:
+            return None
+        size, mtime_ns, ino, ctime_ns, digest = STAT.unpack_from(raw)
+        cached_at = struct.unpack_from("<q", raw, STAT.size)[0]
+        if (size, mtime_ns, ino, ctime_ns) != (f.size, f.mtime_ns, f.ino, f.ctime_ns):
+            return None
+        if mtime_ns + RACY_WINDOW_NS > cached_at:
+            return None
+        return digest
+
+    def remember(self, items: list[tuple[DiskFile, bytes]]) -> None:
+        """Record digests in the stat cache, stamped with the time they were taken."""
+        if not items:
+            return
+        now = time.time_ns()
+        db = self.repo.index.db["statcache"]
+        with self.repo.index.write() as txn:
+            for f, digest in items:
+                value = STAT.pack(f.size, f.mtime_ns, f.ino, f.ctime_ns, digest) + struct.pack("<q", now)
+                txn.put(f.path.encode("utf-8", "surrogateescape"), value, db=db)
+
+    def hash_file(self, rel: str) -> bytes:
+        """BLAKE3 of a file's content: the same digest a version records for it."""
+        hasher = chunker.new_hasher()
+        buf = bytearray(HASH_BLOCK)
+        view = memoryview(buf)
+        with open(self.abs(rel), "rb") as fh:
+            while True:
+                n = fh.readinto(buf)
+                if not n:
+                    break
+                hasher.update(view[:n])
+        return hasher.digest()
+
+    def digests(self, files: Iterable[DiskFile]) -> dict[str, bytes]:
+        """Digest of every regular file given, from the stat cache or by reading it."""
+        out: dict[str, bytes] = {}
+        fresh: list[tuple[DiskFile, bytes]] = []
+        with self.repo.index.read() as txn:
+            todo = []
+            for f in files:
+                if f.kind != KIND_FILE:
+                    continue
+                digest = self.cached_digest(txn, f)
+                if digest is None:
+                    todo.append(f)
+                else:
+                    out[f.path] = digest
+        for f in todo:
+            digest = self._hash_stable(f)
+            out[f.path] = digest
+            fresh.append((f, digest))
+        self.remember(fresh)
+        return out
+
+    def _hash_stable(self, f: DiskFile) -> bytes:
+        try:
+            return self.hash_file(f.path)
+        except FileNotFoundError:
+            raise PathError(f"{f.path} disappeared while it was being read; run the command again") from None
+        except PermissionError:
+            raise PathError(f"cannot read {f.path}: permission denied") from None
+
+    def abs(self, rel: str) -> str:
+        return os.path.join(self.root, *rel.split("/"))
+
+    # ---- comparing -----------------------------------------------------------------------------
+    def compare(self, disk: dict[str, DiskFile], entries: Iterable[Entry], scope: Iterable[str] | None = None) -> Changes:
+        """Added / modified / deleted paths of the disk against a version's entries."""
+        version = {e.path: e for e in entries if scope is None or under(e.path, scope)}
+        digests = self.digests(f for p, f in disk.items() if p in version and version[p].kind == KIND_FILE)
+        added, modified = [], []
+        for path, f in disk.items():
+            e = version.get(path)
+            if e is None:
+                added.append(path)
+            elif not self.matches(f, e, digests.get(path)):
+                modified.append(path)
+        deleted = [p for p in version if p not in disk]
+        return Changes(sorted(added), sorted(modified), sorted(deleted))
+
+    @staticmethod
+    def matches(f: DiskFile, e: Entry, digest: bytes | None) -> bool:
+        if f.kind != e.kind:
+            return False
+        if f.kind == KIND_SYMLINK:
+            return f.target == e.target
+        return f.size == e.size and f.executable == e.executable and digest == e.digest
+
+    # ---- building entries for a commit ---------------------------------------------------------------
+    def build_entries(
+        self, disk: dict[str, DiskFile], known: Iterable[Entry], writer: StoreWriter, progress: Callable[[int], None] = lambda n: None
+    ) -> list[Entry]:
+        """Entries for the files on disk, storing the content of any file the store lacks."""
+        by_digest = {e.digest: e for e in known if e.kind == KIND_FILE and e.digest}
+        with self.repo.index.read() as txn:
+            cached = {p: self.cached_digest(txn, f) for p, f in disk.items() if f.kind == KIND_FILE}
+        entries: list[Entry] = []
+        fresh: list[tuple[DiskFile, bytes]] = []
+        for path in sorted(disk):
+            f = disk[path]
+            if f.kind == KIND_SYMLINK:
+                entries.append(Entry(path, KIND_SYMLINK, target=f.target))
+                continue
+            digest = cached.get(path)
+            prior = by_digest.get(digest) if digest is not None else None
+            if prior is not None and prior.size == f.size:
+                entries.append(Entry(path, KIND_FILE, f.size, f.executable, prior.digest, prior.chunks))
+                progress(f.size)
+                continue
+            stored = self._store_file(f, writer)
+            entries.append(Entry(path, KIND_FILE, stored.size, f.executable, stored.digest, stored.chunks))
+            fresh.append((f, stored.digest))
+            progress(f.size)
+        self.remember(fresh)
+        return entries
+
+    def _store_file(self, f: DiskFile, writer: StoreWriter):
+        try:
+            with open(self.abs(f.path), "rb") as fh:
+                stored = writer.add_file(fh)
+                after = os.fstat(fh.fileno())
+            if (after.st_size, after.st_mtime_ns) != (f.size, f.mtime_ns) or stored.size != f.size:
+                raise PathError(f"{f.path} changed while it was being read; run the command again when it is stable")
+            return stored
+        except FileNotFoundError:
+            raise PathError(f"{f.path} disappeared while it was being read; run the command again") from None
+        except PermissionError:
+            raise PathError(f"cannot read {f.path}: permission denied") from None
+
+
+def iter_parents(path: str) -> Iterator[str]:
+    parent = posixpath.dirname(path)
+    while parent:
+        yield parent
+        parent = posixpath.dirname(parent)
