@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import posixpath
 import stat as statmod
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -31,6 +33,7 @@ class Plan:
 
 
 DigestOf = Callable[[DiskFile], bytes]
+WRITERS = 8
 
 
 def _disk_state(root: str, rel: str) -> tuple[os.stat_result | None, str]:
@@ -55,6 +58,10 @@ def _disk_matches(root: str, rel: str, st: os.stat_result, entry: Entry, digest_
 def make_plan(root: str, target: list[Entry], current: dict[str, Entry], force: bool, digest_of: DigestOf) -> Plan:
     """Decide what to write and delete; conflicts are listed, not resolved."""
     plan = Plan()
+    if not current and (not os.path.isdir(root) or not os.listdir(root)):
+        plan.writes = [e for e in target if e.kind != KIND_REFERENCE]
+        plan.skipped_refs = [e.path for e in target if e.kind == KIND_REFERENCE]
+        return plan
     target_paths = {e.path for e in target}
     for path, entry in sorted(current.items()):
         if path in target_paths:
@@ -102,7 +109,7 @@ def check_plan(plan: Plan) -> None:
 def safe_mkdirs(root: str, rel_dir: str) -> None:
     """Create rel_dir below root, refusing any component that is a symlink or not a folder."""
     path = root
-    for part in rel_dir.split("/") if rel_dir else []:
+    for part in rel_dir.split("/") if rel_dir else ():
         path = os.path.join(path, part)
         try:
             st = os.lstat(path)
@@ -120,8 +127,7 @@ def _file_mode(executable: bool) -> int:
 
 
 def write_entry(root: str, entry: Entry, store: Store) -> os.stat_result:
-    """Write one entry atomically below root and return the stat of the result."""
-    safe_mkdirs(root, posixpath.dirname(entry.path))
+    """Write one entry atomically below root (its folder must exist) and return the stat of the result."""
     path = os.path.join(root, *entry.path.split("/"))
     if entry.kind == KIND_SYMLINK:
         tmp = temp_name_for(path)
@@ -151,8 +157,25 @@ def apply_plan(root: str, plan: Plan, store: Store, progress: Callable[[int], No
                 os.rmdir(os.path.join(root, *parent.split("/")))
             except OSError:
                 break
+    for folder in sorted({posixpath.dirname(e.path) for e in plan.writes}):
+        safe_mkdirs(root, folder)
     written = []
-    for entry in plan.writes:
-        written.append((entry, write_entry(root, entry, store)))
-        progress(entry.size)
+    # File creation is slow on many filesystems and releases the GIL: write several files at once.
+    with ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="artvc-write") as pool:
+        window: deque[tuple[Future, Entry]] = deque()
+        try:
+            for entry in plan.writes:
+                window.append((pool.submit(write_entry, root, entry, store), entry))
+                if len(window) >= 4 * WRITERS:
+                    fut, done = window.popleft()
+                    written.append((done, fut.result()))
+                    progress(done.size)
+            while window:
+                fut, done = window.popleft()
+                written.append((done, fut.result()))
+                progress(done.size)
+        except BaseException:
+            for fut, _ in window:
+                fut.cancel()
+            raise
     return written

@@ -155,6 +155,7 @@ def decode(buf: bytes) -> list[Entry]:
     entries: list[Entry] = []
     prev = b""
     leaves: set[str] = set()
+    folders: set[str] = set()
     for _ in range(count):
         shared = r.varint()
         if shared > len(prev):
@@ -163,11 +164,12 @@ def decode(buf: bytes) -> list[Entry]:
         if path_bytes <= prev:
             raise CorruptObjectError("manifest paths are not sorted and unique")
         path = check_entry_path(path_bytes.decode("utf-8", "surrogateescape"))
-        parent = posixpath.dirname(path)
-        while parent:
+        parent = path.rpartition("/")[0]
+        while parent and parent not in folders:
             if parent in leaves:
                 raise CorruptObjectError(f"entry {path!r} lies below the file entry {parent!r}")
-            parent = posixpath.dirname(parent)
+            folders.add(parent)
+            parent = parent.rpartition("/")[0]
         leaves.add(path)
         kind = r.byte()
         if kind == KIND_FILE:

@@ -10,7 +10,7 @@ import os
 import secrets
 import struct
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator
@@ -18,7 +18,7 @@ from typing import BinaryIO, Iterable, Iterator
 import zstandard
 
 from . import chunker
-from .errors import CorruptObjectError, MissingObjectError
+from .errors import CorruptObjectError, MissingObjectError, PathError
 from .index import Index
 from .packs import (
     BLOB_DATA,
@@ -34,6 +34,9 @@ PACK_TARGET_SIZE = 16 << 20
 PACK_INFO = struct.Struct("<IQ")
 WORKERS = max(2, min(4, os.cpu_count() or 2))
 IN_FLIGHT = 64
+# Files up to this size are read whole and processed on a worker thread, many files at a time.
+SMALL_FILE = 4 << 20
+IN_FLIGHT_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -108,8 +111,11 @@ class Store:
             fd = f.fileno()
         return os.pread(fd, length, offset)
 
-    def iter_file(self, chunks: Iterable[tuple[bytes, int]]) -> Iterator[bytes]:
+    def iter_file(self, chunks: tuple[tuple[bytes, int], ...]) -> Iterator[bytes]:
         """The verified bytes of a file's chunks, in order; decompression runs ahead on threads."""
+        if len(chunks) == 1:
+            yield self.get_blob(chunks[0][0], "chunk")
+            return
         pool = _shared_pool()
         pending: list[Future] = []
         for chunk_id, _length in chunks:
@@ -150,6 +156,14 @@ class Store:
 
     def writer(self) -> "StoreWriter":
         return StoreWriter(self)
+
+
+def _path_error(path: str, exc: OSError) -> PathError:
+    if isinstance(exc, FileNotFoundError):
+        return PathError(f"{path} disappeared while it was being read; run the command again")
+    if isinstance(exc, PermissionError):
+        return PathError(f"cannot read {path}: permission denied")
+    return PathError(f"cannot read {path}: {exc.strerror or exc}")
 
 
 _pool_lock = threading.Lock()
@@ -255,6 +269,64 @@ class StoreWriter:
         drain(0)
         digest = chunks[0][0] if len(chunks) == 1 else file_hasher.digest()
         return FileChunks(digest, size, tuple(chunks))
+
+    def add_paths(self, paths: Iterable[tuple[object, str, int]]) -> Iterator[tuple[object, FileChunks, os.stat_result]]:
+        """Store many files given as (key, path, expected size); yields (key, chunks, stat after reading) in order.
+
+        Small files are read, chunked, hashed and compressed whole on worker threads, several at
+        once; large files stream through `add_file` so memory stays bounded.
+        """
+        pool = _shared_pool()
+        pending: deque[tuple[object, Future]] = deque()
+        in_flight = 0
+
+        def finish_one() -> tuple[object, FileChunks, os.stat_result]:
+            nonlocal in_flight
+            key, fut = pending.popleft()
+            chunks, prepared, after = fut.result()
+            in_flight -= chunks.size
+            for (blob_id, raw_len), (prep, data) in zip(chunks.chunks, prepared):
+                self._append(blob_id, BLOB_DATA, raw_len, prep, data)
+            return key, chunks, after
+
+        for key, path, size in paths:
+            if size > SMALL_FILE:
+                while pending:
+                    yield finish_one()
+                try:
+                    with open(path, "rb") as fh:
+                        chunks = self.add_file(fh)
+                        after = os.fstat(fh.fileno())
+                except OSError as exc:
+                    raise _path_error(path, exc) from None
+                yield key, chunks, after
+                continue
+            pending.append((key, pool.submit(self._prepare_small, path)))
+            in_flight += size
+            while pending and (len(pending) > 4 * IN_FLIGHT or in_flight > IN_FLIGHT_BYTES):
+                yield finish_one()
+        while pending:
+            yield finish_one()
+
+    def _prepare_small(self, path: str) -> tuple[FileChunks, list[tuple[tuple[int, bytes] | None, bytes]], os.stat_result]:
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+                after = os.fstat(fh.fileno())
+        except OSError as exc:
+            raise _path_error(path, exc) from None
+        chunk_list = []
+        prepared = []
+        for piece in self.store.data_chunker.cut_bytes(data):
+            raw = bytes(piece)
+            blob_id, raw_len, prep = self._prepare(raw)
+            chunk_list.append((blob_id, raw_len))
+            prepared.append((prep, raw))
+        if len(chunk_list) == 1:
+            digest = chunk_list[0][0]
+        else:
+            digest = chunker.hash_bytes(data)
+        return FileChunks(digest, len(data), tuple(chunk_list)), prepared, after
 
     def _seal(self, is_data: bool) -> None:
         pack = self._packs.pop(is_data, None)

@@ -235,38 +235,29 @@ class Workspace:
         by_digest = {e.digest: e for e in known if e.kind == KIND_FILE and e.digest}
         with self.repo.index.read() as txn:
             cached = {p: self.cached_digest(txn, f) for p, f in disk.items() if f.kind == KIND_FILE}
-        entries: list[Entry] = []
+        entries: dict[str, Entry] = {}
         fresh: list[tuple[DiskFile, bytes]] = []
+        to_store: list[tuple[object, str, int]] = []
         for path in sorted(disk):
             f = disk[path]
             if f.kind == KIND_SYMLINK:
-                entries.append(Entry(path, KIND_SYMLINK, target=f.target))
+                entries[path] = Entry(path, KIND_SYMLINK, target=f.target)
                 continue
             digest = cached.get(path)
             prior = by_digest.get(digest) if digest is not None else None
             if prior is not None and prior.size == f.size:
-                entries.append(Entry(path, KIND_FILE, f.size, f.executable, prior.digest, prior.chunks))
+                entries[path] = Entry(path, KIND_FILE, f.size, f.executable, prior.digest, prior.chunks)
                 progress(f.size)
-                continue
-            stored = self._store_file(f, writer)
-            entries.append(Entry(path, KIND_FILE, stored.size, f.executable, stored.digest, stored.chunks))
+            else:
+                to_store.append((f, self.abs(path), f.size))
+        for f, stored, after in writer.add_paths(to_store):
+            if (after.st_size, after.st_mtime_ns) != (f.size, f.mtime_ns) or stored.size != f.size:
+                raise PathError(f"{f.path} changed while it was being read; run the command again when it is stable")
+            entries[f.path] = Entry(f.path, KIND_FILE, stored.size, f.executable, stored.digest, stored.chunks)
             fresh.append((f, stored.digest))
             progress(f.size)
         self.remember(fresh)
-        return entries
-
-    def _store_file(self, f: DiskFile, writer: StoreWriter):
-        try:
-            with open(self.abs(f.path), "rb") as fh:
-                stored = writer.add_file(fh)
-                after = os.fstat(fh.fileno())
-            if (after.st_size, after.st_mtime_ns) != (f.size, f.mtime_ns) or stored.size != f.size:
-                raise PathError(f"{f.path} changed while it was being read; run the command again when it is stable")
-            return stored
-        except FileNotFoundError:
-            raise PathError(f"{f.path} disappeared while it was being read; run the command again") from None
-        except PermissionError:
-            raise PathError(f"cannot read {f.path}: permission denied") from None
+        return [entries[p] for p in sorted(entries)]
 
 
 def iter_parents(path: str) -> Iterator[str]:
