@@ -25,7 +25,7 @@ from .store import PACK_TARGET_SIZE, Store, StoreSettings, StoreWriter
 
 ARTVC_DIR = ".artvc"
 STORE_FORMAT = 1
-DEFAULT_COMPRESSION_LEVEL = 3
+DEFAULT_COMPRESSION_LEVEL = 1
 
 
 @dataclass(frozen=True)

@@ -354,7 +354,11 @@ def seed_git_config(home: Path) -> None:
 
 def run_peers(peers: ModuleType, tools: list[str], datasets: list[str], root: Path, data: Data,
               args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, str], Path | None]:
-    """Run the peers through peers.py's Runner, on the same data; returns results, versions, remote root."""
+    """Run the peers through peers.py's Runner, on the same data; returns results, versions, remote root.
+
+    git's automatic gc is turned off in the peers' git config: a detached `git gc --auto` after the
+    20,000-file commit races with the store measurement (files vanish under os.walk) and steals CPU
+    from the next timed steps."""
     home = root / "work" / "home"
     (home / ".gitconfig").unlink(missing_ok=True)
     if not peer_installed("gitlfs", peers):
@@ -364,6 +368,8 @@ def run_peers(peers: ModuleType, tools: list[str], datasets: list[str], root: Pa
     with stdout_to_stderr():
         runner = peers.Runner(ns)
         runner.data_root = str(data.root)
+        if shutil.which("git"):
+            subprocess.run(["git", "config", "--file", runner.env["GIT_CONFIG_GLOBAL"], "gc.auto", "0"], check=True)
         versions = runner.versions()
         for tool in tools:
             for ds in datasets:
@@ -458,7 +464,7 @@ class Table:
             "artvc restore = `artvc checkout ds:v0 --to EMPTY` from the local store; DVC/git-lfs restore = "
             "git clone + pull from their local-dir remote; restic/borg restore from their repository. "
             "restic/borg no-op status = a second backup; they have no checkout, no separate commit, no push. "
-            f"Local-dir remotes are {remotes}.",
+            f"Local-dir remotes are {remotes}; git's auto-gc is off for DVC/git-lfs.",
             "✗ = restored/checked-out files differ from the manifest; ⚠ = unexpected commit output (see below).",
         ]
         for r in results:
