@@ -214,14 +214,18 @@ class Repo:
         git = provenance.git_info(self.root)
         author = provenance.author(self.root)
         ws = self.workspace
+        all_settings = {}
+        with self._repository.index.read() as txn:
+            for name in names:
+                settings = self._repository.refs.get_artifact(txn, name)
+                if settings is None:
+                    raise UnknownArtifactError(name)
+                if not settings["paths"]:
+                    raise ArtvcError(f"'{name}' tracks no paths; run 'artvc add PATH -a {name}'")
+                all_settings[name] = settings
         results = []
         for name in names:
-            with self._repository.index.read() as txn:
-                settings = self._repository.refs.get_artifact(txn, name)
-            if settings is None:
-                raise UnknownArtifactError(name)
-            if not settings["paths"]:
-                raise ArtvcError(f"'{name}' tracks no paths; run 'artvc add PATH -a {name}'")
+            settings = all_settings[name]
             disk = ws.scan(settings["paths"], self.reporter.warn)
             known: list[Entry] = []
             for v in (self.head(name), self._latest(name)):
@@ -283,11 +287,11 @@ class Repo:
 
     def _artifact_files(self, artifact: Artifact) -> dict[str, str]:
         files: dict[str, str] = {}
-        for key, source in artifact.sources.items():
-            if not key.endswith("/"):
-                files[self._entry_path(source, key)] = source
+        for name, source, is_dir in artifact.sources:
+            if not is_dir:
+                files[self._entry_path(source, name)] = source
                 continue
-            prefix = self._entry_path(source, key[:-1])
+            prefix = self._entry_path(source, name)
             for folder, dirs, names in os.walk(source):
                 dirs[:] = sorted(d for d in dirs if d not in ALWAYS_IGNORED and not os.path.islink(os.path.join(folder, d)))
                 names += [d for d in os.listdir(folder) if os.path.islink(os.path.join(folder, d)) and os.path.isdir(os.path.join(folder, d))]
@@ -350,8 +354,8 @@ class Repo:
 
     def _materialize(self, version: Version, root: str, target: list[Entry], current: dict[str, Entry], force: bool, workspace: bool = False) -> materialize.Plan:
         ws = self.workspace
-        digest_of = (lambda f: ws.digests([f])[f.path]) if workspace else (lambda f: ws_hash(root, f))
-        plan = materialize.make_plan(root, target, current, force, digest_of)
+        digests_of = ws.digests if workspace else (lambda files: {f.path: ws_hash(root, f) for f in files})
+        plan = materialize.make_plan(root, target, current, force, digests_of)
         materialize.check_plan(plan)
         total = sum(e.size for e in plan.writes)
         with self.reporter.task(f"checkout {version.spec}", total) as task:

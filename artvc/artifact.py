@@ -24,7 +24,7 @@ class Artifact:
     type: str = "dataset"
     metadata: dict[str, Any] = field(default_factory=dict)
     description: str = ""
-    sources: dict[str, str] = field(default_factory=dict, init=False)
+    sources: list[tuple[str, str, bool]] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         check_name(self.name)
@@ -36,14 +36,14 @@ class Artifact:
             raise PathError(f"no such file: {local_path}")
         if os.path.isdir(path) and not os.path.islink(path):
             raise PathError(f"{local_path} is a folder; use add_dir")
-        self.sources[name or ""] = path
+        self.sources.append((name or "", path, False))
 
     def add_dir(self, local_path: str, name: str | None = None) -> None:
         """Add every file below a folder; entry paths are under `name`, else the folder's repository path."""
         path = os.path.abspath(local_path)
         if not os.path.isdir(path):
             raise PathError(f"no such folder: {local_path}")
-        self.sources[(name or "") + "/"] = path
+        self.sources.append((name or "", path, True))
 
 
 @dataclass

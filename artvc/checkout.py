@@ -32,30 +32,46 @@ class Plan:
     skipped_refs: list[str] = field(default_factory=list)
 
 
-DigestOf = Callable[[DiskFile], bytes]
+DigestsOf = Callable[[list[DiskFile]], dict[str, bytes]]
 WRITERS = 8
 
 
-def _disk_state(root: str, rel: str) -> tuple[os.stat_result | None, str]:
-    path = os.path.join(root, *rel.split("/"))
+def _lstat(root: str, rel: str) -> os.stat_result | None:
     try:
-        st = os.lstat(path)
+        return os.lstat(os.path.join(root, *rel.split("/")))
     except (FileNotFoundError, NotADirectoryError):
-        return None, path
-    return st, path
+        return None
 
 
-def _disk_matches(root: str, rel: str, st: os.stat_result, entry: Entry, digest_of: DigestOf) -> bool:
-    if statmod.S_ISLNK(st.st_mode):
-        return entry.kind == KIND_SYMLINK and os.readlink(os.path.join(root, *rel.split("/"))) == entry.target
-    if not statmod.S_ISREG(st.st_mode) or entry.kind != KIND_FILE:
-        return False
-    if st.st_size != entry.size or bool(st.st_mode & 0o100) != entry.executable:
-        return False
-    return digest_of(DiskFile.from_stat(rel, st)) == entry.digest
+class _Disk:
+    """What is on disk at the paths a plan looks at; file digests are computed once, in one batch."""
+
+    def __init__(self, root: str, paths: set[str], candidates: dict[str, list[Entry]], digests_of: DigestsOf) -> None:
+        self.root = root
+        self.stats = {p: _lstat(root, p) for p in paths}
+        need = []
+        for path, entries in candidates.items():
+            st = self.stats.get(path)
+            if st is None or not statmod.S_ISREG(st.st_mode):
+                continue
+            if any(e.kind == KIND_FILE and e.size == st.st_size and bool(st.st_mode & 0o100) == e.executable for e in entries):
+                need.append(DiskFile.from_stat(path, st))
+        self.digests = digests_of(need) if need else {}
+
+    def matches(self, rel: str, entry: Entry) -> bool:
+        st = self.stats.get(rel)
+        if st is None:
+            return False
+        if statmod.S_ISLNK(st.st_mode):
+            return entry.kind == KIND_SYMLINK and os.readlink(os.path.join(self.root, *rel.split("/"))) == entry.target
+        if not statmod.S_ISREG(st.st_mode) or entry.kind != KIND_FILE:
+            return False
+        if st.st_size != entry.size or bool(st.st_mode & 0o100) != entry.executable:
+            return False
+        return self.digests.get(rel) == entry.digest
 
 
-def make_plan(root: str, target: list[Entry], current: dict[str, Entry], force: bool, digest_of: DigestOf) -> Plan:
+def make_plan(root: str, target: list[Entry], current: dict[str, Entry], force: bool, digests_of: DigestsOf) -> Plan:
     """Decide what to write and delete; conflicts are listed, not resolved."""
     plan = Plan()
     if not current and (not os.path.isdir(root) or not os.listdir(root)):
@@ -63,13 +79,20 @@ def make_plan(root: str, target: list[Entry], current: dict[str, Entry], force: 
         plan.skipped_refs = [e.path for e in target if e.kind == KIND_REFERENCE]
         return plan
     target_paths = {e.path for e in target}
+    parents = {p for e in target for p in iter_parents(e.path)}
+    candidates: dict[str, list[Entry]] = {}
+    for e in target:
+        candidates.setdefault(e.path, []).append(e)
+    for path, e in current.items():
+        candidates.setdefault(path, []).append(e)
+    disk = _Disk(root, target_paths | set(current) | parents, candidates, digests_of)
     for path, entry in sorted(current.items()):
         if path in target_paths:
             continue
-        st, _ = _disk_state(root, path)
+        st = disk.stats.get(path)
         if st is None:
             continue
-        if _disk_matches(root, path, st, entry, digest_of) or force:
+        if disk.matches(path, entry) or force:
             if not statmod.S_ISDIR(st.st_mode):
                 plan.deletes.append(path)
         else:
@@ -80,25 +103,40 @@ def make_plan(root: str, target: list[Entry], current: dict[str, Entry], force: 
             plan.skipped_refs.append(entry.path)
             continue
         for parent in iter_parents(entry.path):
-            st, _ = _disk_state(root, parent)
+            st = disk.stats.get(parent)
             if st is not None and not statmod.S_ISDIR(st.st_mode) and parent not in deleting:
                 if force and not statmod.S_ISLNK(st.st_mode) and parent not in target_paths:
                     plan.deletes.append(parent)
                     deleting.add(parent)
                 else:
                     plan.conflicts.append(parent)
-        st, _ = _disk_state(root, entry.path)
+        st = disk.stats.get(entry.path)
         if st is None:
             plan.writes.append(entry)
         elif statmod.S_ISDIR(st.st_mode):
-            plan.conflicts.append(entry.path + "/")
-        elif _disk_matches(root, entry.path, st, entry, digest_of):
+            if not _emptied_by(root, entry.path, deleting):
+                plan.conflicts.append(entry.path + "/")
+            else:
+                plan.writes.append(entry)
+        elif disk.matches(entry.path, entry):
             plan.unchanged += 1
-        elif force or (entry.path in current and _disk_matches(root, entry.path, st, current[entry.path], digest_of)):
+        elif force or (entry.path in current and disk.matches(entry.path, current[entry.path])):
             plan.writes.append(entry)
         else:
             plan.conflicts.append(entry.path)
     return plan
+
+
+def _emptied_by(root: str, rel_dir: str, deleting: set[str]) -> bool:
+    """True when every file below the folder is about to be deleted, so the folder will go too."""
+    base = os.path.join(root, *rel_dir.split("/"))
+    for folder, dirs, files in os.walk(base):
+        rel = os.path.relpath(folder, root).replace(os.sep, "/")
+        links = [d for d in dirs if os.path.islink(os.path.join(folder, d))]
+        for name in files + links:
+            if f"{rel}/{name}" not in deleting:
+                return False
+    return True
 
 
 def check_plan(plan: Plan) -> None:

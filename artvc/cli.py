@@ -273,7 +273,7 @@ def diff(spec_a: str, spec_b: str | None, as_json: bool, exit_code: bool) -> Non
 def cat(spec: str, path: str) -> None:
     """Write one entry's bytes to stdout."""
     version = open_repo().resolve(spec)
-    out = click.get_binary_stream("stdout")
+    out = sys.stdout.buffer
     with version.open(path) as f:
         while True:
             block = f.read(1 << 20)

@@ -12,7 +12,8 @@ import lmdb
 
 from .errors import ArtvcError
 
-MAP_SIZE = 1 << 40
+# Address space only (the file grows as needed); room for hundreds of millions of chunks.
+MAP_SIZE = 32 << 30
 DB_NAMES = (
     b"blobs",      # blob id -> BlobLocation
     b"packs",      # pack id -> blob count u32 + pack size u64
