@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 from . import checkout as materialize
-from . import provenance, specs
+from . import provenance, sharing, specs
 from .artifact import Artifact, Version
-from .errors import ArtvcError, PathError, UnknownArtifactError
+from .errors import ArtvcError, MissingDataError, PathError, UnknownArtifactError
 from .manifest import KIND_FILE, KIND_SYMLINK, Entry
 from .names import check_alias, check_name
 from .progress import Reporter
-from .repository import Repository
+from .repository import RemoteConfig, Repository
 from .workspace import ALWAYS_IGNORED, Changes, DiskFile, Workspace, to_repo_path, under
 
 
@@ -357,6 +357,7 @@ class Repo:
         digests_of = ws.digests if workspace else (lambda files: {f.path: ws_hash(root, f) for f in files})
         plan = materialize.make_plan(root, target, current, force, digests_of)
         materialize.check_plan(plan)
+        self._require_data(version, plan.writes)
         total = sum(e.size for e in plan.writes)
         with self.reporter.task(f"checkout {version.spec}", total) as task:
             written = materialize.apply_plan(root, plan, self._repository.store, task.advance)
@@ -365,6 +366,14 @@ class Repo:
         for path in plan.skipped_refs:
             self.reporter.warn(f"skipped external reference {path}: references are not supported by this version of artvc")
         return plan
+
+    def _require_data(self, version: Version, entries: list[Entry]) -> None:
+        """Refuse, before anything is written, a checkout whose data is not in the local store."""
+        store = self._repository.store
+        with self._repository.index.read() as txn:
+            missing = sum(1 for e in entries if e.kind == KIND_FILE for c, _ in e.chunks if store.locate(c, txn) is None)
+        if missing:
+            raise MissingDataError(version.spec, version.id, missing)
 
     def _verify_entries(self, entries: list[Entry]) -> list[str]:
         damaged = []
@@ -379,8 +388,51 @@ class Repo:
                 damaged.append(e.path)
         return damaged
 
+    # ---- sharing --------------------------------------------------------------------------------
+    def remotes(self) -> list[RemoteConfig]:
+        return list(self._repository.remotes().values())
+
+    def add_remote(self, name: str, url: str, options: dict[str, str] | None = None, default: bool = False) -> RemoteConfig:
+        check_name(name)
+        self._repository.add_remote(name, url, dict(options or {}), default)
+        return self._repository.remotes()[name]
+
+    def remove_remote(self, name: str) -> None:
+        from .remote.state import RemoteState
+
+        self._repository.remove_remote(name)
+        RemoteState(self._repository.index, name).forget()
+
+    def split_remote(self, args: Iterable[str]) -> tuple[str | None, list[str]]:
+        """push/fetch/pull's first argument is a REMOTE only if a remote of that name exists."""
+        return sharing.split_remote_and_specs(self._repository, args)
+
+    def push(self, remote: str | None = None, specs: Iterable[str] = (), force: bool = False, jobs: int = 4):
+        """Upload versions and aliases the remote lacks (data first, then exclusive version creates)."""
+        return sharing.push(self, remote, specs, force, jobs)
+
+    def fetch(self, remote: str | None = None, specs: Iterable[str] = (), all: bool = False, jobs: int = 4):
+        """Records, aliases and manifests of every remote version; data of the SPECs (default: each latest)."""
+        return sharing.fetch(self, remote, specs, all, jobs)
+
+    def pull(self, remote: str | None = None, specs: Iterable[str] = (), force: bool = False, jobs: int = 4):
+        """fetch, then check out; returns (fetch result, checkout results)."""
+        return sharing.pull(self, remote, specs, force, jobs)
+
+    @classmethod
+    def clone(cls, url: str, directory: str | None = None, options: dict[str, str] | None = None, jobs: int = 4,
+              reporter: Reporter | None = None) -> "Repo":
+        """A new repository with `url` as its default remote `origin`: records and aliases, data on fetch/pull."""
+        return sharing.clone(cls, url, directory, dict(options or {}), jobs, reporter)
+
     def close(self) -> None:
         self._repository.store.close()
+
+
+def get(url: str, spec: str, path: str | None = None, to: str | None = None, options: dict[str, str] | None = None,
+        jobs: int = 4, reporter: Reporter | None = None) -> str:
+    """A version's entries (or one entry PATH) from a remote, without a repository; returns where they went."""
+    return sharing.get(url, spec, path, to, dict(options or {}), jobs, reporter)
 
 
 def ws_hash(root: str, f: DiskFile) -> bytes:

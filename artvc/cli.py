@@ -313,6 +313,141 @@ def alias(args: tuple[str, ...], delete: bool) -> None:
         echo(f"{version.name}:{args[1]} -> {version.spec} {version.short_id}")
 
 
+def _options(values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ArtvcError(f"invalid -o {item!r}: use KEY=VALUE")
+        out[key] = value
+    return out
+
+
+@cli.group()
+@verbosity
+def remote() -> None:
+    """Add, remove and list remotes (folders, sftp://, s3://, any fsspec URL)."""
+
+
+@remote.command("add")
+@click.argument("name")
+@click.argument("url")
+@click.option("-o", "options", multiple=True, help="KEY=VALUE option (endpoint_url, timeout, accept_new_host_key, ...).")
+@click.option("--default", "default", is_flag=True, help="Use this remote when a command names none.")
+@verbosity
+def remote_add(name: str, url: str, options: tuple[str, ...], default: bool) -> None:
+    """Add a remote."""
+    config = open_repo().add_remote(name, url, _options(options), default)
+    echo(f"added remote {config.name}: {config.url}{' (default)' if config.default else ''}")
+
+
+@remote.command("remove")
+@click.argument("name")
+@verbosity
+def remote_remove(name: str) -> None:
+    """Remove a remote (nothing on the remote is touched)."""
+    open_repo().remove_remote(name)
+    echo(f"removed remote {name}")
+
+
+@remote.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@verbosity
+def remote_list(as_json: bool) -> None:
+    """List the remotes."""
+    remotes = open_repo().remotes()
+    if as_json:
+        emit_json([{"name": r.name, "url": r.url, "options": r.options, "default": r.default} for r in remotes])
+        return
+    for r in remotes:
+        click.echo(f"{r.name}\t{r.url}{'  (default)' if r.default else ''}")
+
+
+@cli.command()
+@click.argument("args", nargs=-1)
+@click.option("--force", is_flag=True, help="Move aliases even when the remote's moved since this repository saw it.")
+@click.option("-j", "--jobs", default=4, show_default=True, help="Parallel transfers.")
+@verbosity
+def push(args: tuple[str, ...], force: bool, jobs: int) -> None:
+    """Upload versions and aliases: push [REMOTE] [SPEC...]."""
+    repo = open_repo()
+    name, specs = repo.split_remote(args)
+    result = repo.push(name, specs, force=force, jobs=jobs)
+    for artifact, number, vid in result.versions:
+        click.echo(f"{artifact}:v{number} {vid.hex()[:12]}")
+    for artifact, alias, vid in result.aliases:
+        echo(f"{artifact}:{alias} -> {vid.hex()[:12] if vid else '(deleted)'}")
+    if not result.versions and not result.aliases and not result.rejected_aliases:
+        echo("everything up to date")
+    if result.rejected_aliases:
+        names = ", ".join(f"{a}:{b}" for a, b in result.rejected_aliases)
+        raise ArtvcError(f"the remote's aliases {names} moved since this repository last saw them; pull, or push --force to overwrite")
+
+
+def _report_fetch(result) -> None:
+    for artifact, old, new in result.renumbered:
+        click.echo(f"{artifact}:v{old} -> {artifact}:v{new}")
+    for artifact, number, vid in result.new_versions:
+        echo(f"new {artifact}:v{number} {vid.hex()[:12]}")
+    for artifact, alias in result.kept_local_aliases:
+        echo(f"kept local alias {artifact}:{alias} (the remote's moved too; push --force to overwrite it there)")
+
+
+@cli.command()
+@click.argument("args", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Fetch the data of every version.")
+@click.option("-j", "--jobs", default=4, show_default=True, help="Parallel transfers.")
+@verbosity
+def fetch(args: tuple[str, ...], every: bool, jobs: int) -> None:
+    """Download records and aliases, and data: fetch [REMOTE] [SPEC...]."""
+    repo = open_repo()
+    name, specs = repo.split_remote(args)
+    _report_fetch(repo.fetch(name, specs, all=every, jobs=jobs))
+
+
+@cli.command()
+@click.argument("args", nargs=-1)
+@click.option("--force", is_flag=True, help="Overwrite modified files in the way.")
+@click.option("-j", "--jobs", default=4, show_default=True, help="Parallel transfers.")
+@verbosity
+def pull(args: tuple[str, ...], force: bool, jobs: int) -> None:
+    """fetch, then check out: pull [REMOTE] [SPEC...]."""
+    repo = open_repo()
+    name, specs = repo.split_remote(args)
+    result, outcomes = repo.pull(name, specs, force=force, jobs=jobs)
+    _report_fetch(result)
+    for o in outcomes:
+        echo(f"checked out {o.version.spec}: {o.written} written, {o.deleted} deleted, {o.unchanged} unchanged")
+
+
+@cli.command()
+@click.argument("url")
+@click.argument("directory", required=False)
+@click.option("-o", "options", multiple=True, help="KEY=VALUE remote option.")
+@click.option("-j", "--jobs", default=4, show_default=True, help="Parallel transfers.")
+@verbosity
+def clone(url: str, directory: str | None, options: tuple[str, ...], jobs: int) -> None:
+    """A new repository with URL as its remote 'origin' (records and aliases; data on fetch/pull)."""
+    repo = Repo.clone(url, directory, _options(options), jobs, reporter=CliReporter())
+    echo(f"cloned {url} into {repo.root}: {len(repo.artifacts())} artifacts; 'artvc pull' checks them out")
+
+
+@cli.command()
+@click.argument("url")
+@click.argument("spec")
+@click.argument("path", required=False)
+@click.option("--to", "dest", help="Destination (default ./NAME, or ./basename of PATH).")
+@click.option("-o", "options", multiple=True, help="KEY=VALUE remote option.")
+@click.option("-j", "--jobs", default=4, show_default=True, help="Parallel transfers.")
+@verbosity
+def get(url: str, spec: str, path: str | None, dest: str | None, options: tuple[str, ...], jobs: int) -> None:
+    """Download a version, or one entry PATH of it, with no repository (like 'dvc get')."""
+    from .api import get as get_version
+
+    where = get_version(url, spec, path, dest, _options(options), jobs, reporter=CliReporter())
+    echo(f"got {spec}{' ' + path if path else ''} into {where}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: `error: ...` and exit 1 for artvc errors; tracebacks only with -v."""
     args = list(sys.argv[1:] if argv is None else argv)

@@ -68,9 +68,18 @@ class CorruptObjectError(ArtvcError):
 
 
 class MissingObjectError(ArtvcError):
-    def __init__(self, object_id: str, what: str = "chunk") -> None:
-        super().__init__(f"{what} {object_id[:12]} is not in the local store; fetch it from a remote first")
+    def __init__(self, object_id: str, what: str = "chunk", hint: str = "fetch it from a remote first") -> None:
+        super().__init__(f"{what} {object_id[:12]} is not in the local store; {hint}")
         self.object_id = object_id
+
+
+class MissingDataError(MissingObjectError):
+    """A version's data was never fetched into this repository."""
+
+    def __init__(self, spec: str, version_id: str, missing: int) -> None:
+        ArtvcError.__init__(self, f"the data of {spec} ({missing} chunks) is not in this repository; run 'artvc fetch {spec}' first")
+        self.object_id = version_id
+        self.spec = spec
 
 
 class FormatError(ArtvcError):
@@ -83,3 +92,31 @@ class ConfigError(ArtvcError):
 
 class LockTimeoutError(ArtvcError):
     """Another artvc process kept the store busy for longer than we wait."""
+
+
+class RemoteError(ArtvcError):
+    """A remote could not be used; the message names the remote and what to check."""
+
+
+class RemoteNotFoundError(RemoteError):
+    """An object (or the remote itself) does not exist."""
+
+
+class RemoteExistsError(RemoteError):
+    """An exclusive create found the object already there."""
+
+
+class RemoteUnreachableError(RemoteError):
+    """The host did not answer, refused the connection, or timed out."""
+
+
+class RemoteAuthError(RemoteError):
+    """Credentials, keys or host keys were refused."""
+
+
+class RemotePermissionError(RemoteError):
+    """The remote refused an operation (permissions, missing bucket)."""
+
+
+class PushRejectedError(RemoteError):
+    """The remote moved on since this repository last saw it; pull first."""

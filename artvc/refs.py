@@ -64,6 +64,14 @@ class Refs:
         txn.put(version_id, _vkey(name, number), db=self.db["vids"])
         return number
 
+    def renumber(self, txn, name: str, numbering: list[tuple[int, bytes]]) -> None:
+        """Replace the numbers of an artifact's versions (after a fetch puts remote versions first)."""
+        for number, vid in self.list_versions(txn, name):
+            txn.delete(_vkey(name, number), db=self.db["versions"])
+        for number, vid in numbering:
+            txn.put(_vkey(name, number), vid, db=self.db["versions"])
+            txn.put(vid, _vkey(name, number), db=self.db["vids"])
+
     def locate_version(self, txn, version_id: bytes) -> tuple[str, int] | None:
         raw = txn.get(version_id, db=self.db["vids"])
         if raw is None:

@@ -5,6 +5,7 @@ This layer knows versions and objects; it knows nothing of workspaces, remotes o
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable
@@ -26,6 +27,17 @@ from .store import PACK_TARGET_SIZE, Store, StoreSettings, StoreWriter
 ARTVC_DIR = ".artvc"
 STORE_FORMAT = 1
 DEFAULT_COMPRESSION_LEVEL = 1
+
+
+@dataclass(frozen=True)
+class RemoteConfig:
+    name: str
+    url: str
+    options: dict[str, str]
+    default: bool
+
+
+OPTION_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
 
 @dataclass(frozen=True)
@@ -129,6 +141,52 @@ class Repository:
             compression_level=_int(self.config, (b"compression",), b"level"),
             pack_size=_int(self.config, (b"pack",), b"size"),
         )
+
+    # ---- remotes ------------------------------------------------------------------------------
+    def remotes(self) -> dict[str, RemoteConfig]:
+        """Configured remotes; `default` marks the one used when a command names none."""
+        found = {}
+        for section in self.config.sections():
+            if len(section) == 2 and section[0] == b"remote":
+                name = section[1].decode()
+                items = {k.decode().replace("-", "_"): v.decode() for k, v in self.config.items(section)}
+                url = items.pop("url", "")
+                found[name] = (url, items)
+        try:
+            marked = self.config.get((b"core",), b"default-remote").decode()
+        except KeyError:
+            marked = ""
+        if marked not in found:
+            marked = next(iter(found)) if len(found) == 1 else ""
+        return {n: RemoteConfig(n, url, opts, n == marked) for n, (url, opts) in sorted(found.items())}
+
+    def add_remote(self, name: str, url: str, options: dict[str, str], default: bool = False) -> None:
+        if name in self.remotes():
+            raise ConfigError(f"a remote named '{name}' exists already; 'artvc remote remove {name}' first")
+        section = (b"remote", name.encode())
+        self.config.set(section, b"url", url.encode())
+        for key, value in options.items():
+            if not OPTION_KEY.match(key) or key == "url":
+                raise ConfigError(f"invalid remote option name {key!r}")
+            self.config.set(section, key.replace("_", "-").encode(), str(value).encode())
+        if default:
+            self.config.set((b"core",), b"default-remote", name.encode())
+        self._save_config()
+
+    def remove_remote(self, name: str) -> None:
+        if name not in self.remotes():
+            raise ConfigError(f"no remote named '{name}'; 'artvc remote list' shows them")
+        del self.config[(b"remote", name.encode())]
+        try:
+            if self.config.get((b"core",), b"default-remote").decode() == name:
+                del self.config[(b"core",)][b"default-remote"]
+        except KeyError:
+            pass
+        self._save_config()
+
+    def _save_config(self) -> None:
+        with atomic_writer(self.config_path) as f:
+            self.config.write_to_file(f)
 
     # ---- objects -----------------------------------------------------------------------------
     def load_record(self, version_id: bytes) -> VersionRecord:

@@ -111,6 +111,13 @@ class Store:
             fd = f.fileno()
         return os.pread(fd, length, offset)
 
+    def read_stored(self, loc: BlobLocation) -> bytes:
+        """A blob's bytes as stored (compressed), unverified: for copying into another pack."""
+        stored = self._pread(loc.pack_id, loc.offset, loc.stored_len)
+        if len(stored) != loc.stored_len:
+            raise CorruptObjectError(f"pack {loc.pack_id.hex()[:12]} is truncated")
+        return stored
+
     def iter_file(self, chunks: tuple[tuple[bytes, int], ...]) -> Iterator[bytes]:
         """The verified bytes of a file's chunks, in order; decompression runs ahead on threads."""
         if len(chunks) == 1:
@@ -239,6 +246,13 @@ class StoreWriter:
         self.new_blobs += 1
         if pack.size >= self.store.settings.pack_size:
             self._seal(is_data)
+
+    def __contains__(self, blob_id: bytes) -> bool:
+        return any(blob_id in p for p in list(self._packs.values()))
+
+    def add_verified(self, blob_id: bytes, blob_type: int, compression: int, stored: bytes, raw: bytes) -> None:
+        """Add a blob whose stored form has been checked against its id (a fetched blob)."""
+        self._append(blob_id, blob_type, len(raw), (compression, stored), raw)
 
     def add_blob(self, data: bytes, blob_type: int) -> bytes:
         """Store one blob (deduplicated); returns its id."""

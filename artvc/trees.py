@@ -95,3 +95,13 @@ def tree_blob_ids(tree_id: bytes, get: Callable[[bytes], bytes]) -> list[bytes]:
             return ids
         data = b"".join(get(chunk_id) for chunk_id, _ in chunks)
         level, total, chunks = _decode_node(data)
+
+
+
+def decode_node(blob: bytes) -> tuple[int, int, list[tuple[bytes, int]]]:
+    """(level, total length, pieces) of a tree node, validated."""
+    return _decode_node(blob)
+
+
+def join_pieces(pieces: list[tuple[bytes, int]], get: Callable[[bytes], bytes]) -> bytes:
+    return b"".join(get(piece_id) for piece_id, _ in pieces)

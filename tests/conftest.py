@@ -188,3 +188,6 @@ def git(*args: str, cwd: Path | str) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+# Real sshd / moto S3 fixtures for the remote-backend tests; tests/ is on sys.path (pytest's default prepend import mode).
+from servers import *  # noqa: E402,F401,F403

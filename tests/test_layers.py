@@ -12,44 +12,76 @@ LAYERS = {
     "chunker": 1,
     "packs": 2, "manifest": 2, "records": 2, "trees": 2, "index": 2,
     "store": 3, "refs": 3,
-    "repository": 4, "specs": 4, "provenance": 4,
-    "workspace": 5, "checkout": 6,
-    "artifact": 7, "api": 7,
+    "remote": 3, "remote.backend": 3, "remote.layout": 3, "remote.state": 3, "remote.ssh": 3,
+    "repository": 4, "specs": 4, "provenance": 4, "remote.fsspec_backend": 4,
+    "workspace": 5, "remote.transfer": 5,
+    "checkout": 6, "remote.sync": 6,
+    "artifact": 7, "api": 7, "sharing": 7,
     "__init__": 8, "cli": 9, "__main__": 10,
 }
 ONLY_CLI_IMPORTS = {"click"}
-ONLY_BACKENDS_IMPORT = {"fsspec", "paramiko", "s3fs"}
+REMOTE_LIBRARIES = {"fsspec", "paramiko", "s3fs", "botocore", "boto3"}
+BACKENDS = {"remote.fsspec_backend", "remote.ssh"}
+
+
+def module_name(path: pathlib.Path) -> str:
+    rel = path.relative_to(PACKAGE).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts.pop()
+    return ".".join(parts)
 
 
 def imports_of(path: pathlib.Path) -> tuple[set[str], set[str]]:
-    tree = ast.parse(path.read_text())
+    """(artvc modules, third-party top-level packages) that a file imports, anywhere in it."""
+    package_parts = list(path.relative_to(PACKAGE).parent.parts)
     internal, external = set(), set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
             if node.level:
+                base = package_parts[: len(package_parts) - (node.level - 1)]
                 if node.module:
-                    internal.add(node.module.split(".")[0])
+                    internal.add(_known(".".join(base + node.module.split("."))))
                 else:
-                    internal.update(a.name for a in node.names)
+                    internal.update(_known(".".join(base + [a.name])) for a in node.names)
+            elif node.module and node.module.split(".")[0] == "artvc":
+                internal.add(_known(node.module.split(".", 1)[1] if "." in node.module else "__init__"))
             elif node.module:
-                (internal if node.module.startswith("artvc") else external).add(node.module.split(".")[0] if not node.module.startswith("artvc.") else node.module.split(".")[1])
+                external.add(node.module.split(".")[0])
         elif isinstance(node, ast.Import):
-            for alias in node.names:
-                external.add(alias.name.split(".")[0])
+            external.update(alias.name.split(".")[0] for alias in node.names)
     return internal, external
 
 
+def _known(name: str) -> str:
+    """The longest prefix of a dotted name that is a module with a layer (a package attribute: its __init__)."""
+    parts = name.split(".")
+    while parts and ".".join(parts) not in LAYERS:
+        parts.pop()
+    return ".".join(parts) or "__init__"
+
+
 def test_every_module_has_a_layer() -> None:
-    modules = {p.stem for p in PACKAGE.glob("*.py")}
+    modules = {module_name(p) for p in PACKAGE.rglob("*.py")}
     assert modules <= set(LAYERS), f"give these modules a layer in tests/test_layers.py: {modules - set(LAYERS)}"
 
 
 def test_lower_layers_never_import_higher_ones() -> None:
-    for path in PACKAGE.glob("*.py"):
+    for path in PACKAGE.rglob("*.py"):
+        me = module_name(path)
         internal, external = imports_of(path)
-        mine = LAYERS[path.stem]
         for other in internal:
-            assert LAYERS.get(other, -1) <= mine, f"{path.stem} (layer {mine}) imports {other} (layer {LAYERS.get(other)})"
-        if path.stem != "cli":
-            assert not external & ONLY_CLI_IMPORTS, f"{path.stem} imports click; only the CLI may"
-        assert not external & ONLY_BACKENDS_IMPORT, f"{path.stem} imports a remote library; only backends may"
+            assert LAYERS.get(other, 99) <= LAYERS[me], f"{me} (layer {LAYERS[me]}) imports {other} (layer {LAYERS.get(other)})"
+        if me != "cli":
+            assert not external & ONLY_CLI_IMPORTS, f"{me} imports click; only the CLI may"
+        if me not in BACKENDS:
+            assert not external & REMOTE_LIBRARIES, f"{me} imports a remote library; only the backends may"
+
+
+def test_local_commands_do_not_import_remote_libraries() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, artvc.cli; print(sorted(m for m in ('fsspec', 'paramiko', 's3fs') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"

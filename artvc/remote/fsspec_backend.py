@@ -1,0 +1,328 @@
+"""The Backend over fsspec: local folders, SFTP (paramiko), S3 (s3fs), and any other fsspec URL.
+
+Each filesystem is made with skip_instance_cache, so no credentials, connections or state leak
+between remotes, threads or forked processes. Writes are atomic per backend:
+    local   temp file + fsync + rename; exclusive create by os.link of a complete temp file
+    sftp    temp name + posix-rename; exclusive create with the SFTP O_EXCL open flag
+    s3      single PUT (atomic by S3's rules); exclusive create with If-None-Match: * (conditional PUT)
+    other   pipe_file; exclusive create is check-then-write (not atomic; see docs/remotes.md)
+"""
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import socket
+import threading
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import fsspec
+
+from ..errors import (
+    RemoteAuthError,
+    RemoteError,
+    RemoteExistsError,
+    RemoteNotFoundError,
+    RemotePermissionError,
+    RemoteUnreachableError,
+)
+from ..fsutil import fsync_dir
+from .backend import Backend, check_name
+
+UNREACHABLE_ERRNOS = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT, errno.ECONNRESET, errno.EPIPE}
+
+
+def translate(exc: BaseException, url: str, what: str) -> RemoteError:
+    """Map an exception from fsspec, paramiko, botocore or the OS to the backend's error meanings."""
+    name = type(exc).__name__
+    text = str(exc) or name
+    if isinstance(exc, RemoteError):
+        return exc
+    if isinstance(exc, FileNotFoundError):
+        return RemoteNotFoundError(f"{what}: not found on {url}")
+    if isinstance(exc, FileExistsError):
+        return RemoteExistsError(f"{what}: already exists on {url}")
+    if isinstance(exc, PermissionError):
+        return RemotePermissionError(f"{what}: permission denied on {url} ({text})")
+    if name in ("AuthenticationException", "BadAuthenticationType", "PasswordRequiredException", "NoCredentialsError", "PartialCredentialsError"):
+        return RemoteAuthError(f"authentication to {url} failed ({text}); check the user, keys or credentials")
+    if name == "BadHostKeyException":
+        return RemoteAuthError(
+            f"the host key of {url} has CHANGED since it was recorded in known_hosts: refusing to connect. "
+            f"If the server was really re-keyed, remove the old key with 'ssh-keygen -R HOST' and connect again"
+        )
+    if isinstance(exc, (socket.timeout, TimeoutError)) or name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "NoValidConnectionsError", "ClientConnectorError", "ServerDisconnectedError"):
+        return RemoteUnreachableError(f"cannot reach {url}: {text}")
+    if isinstance(exc, socket.gaierror):
+        return RemoteUnreachableError(f"cannot reach {url}: unknown host ({text})")
+    if isinstance(exc, OSError) and exc.errno in UNREACHABLE_ERRNOS:
+        return RemoteUnreachableError(f"cannot reach {url}: {exc.strerror or text}")
+    if name in ("SSHException", "ChannelException", "EOFError") or isinstance(exc, (EOFError, ConnectionError)):
+        return RemoteUnreachableError(f"connection to {url} failed: {text}")
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return RemoteError(f"{what}: no space left on {url}")
+    return RemoteError(f"{what} on {url} failed: {name}: {text}")
+
+
+class FsspecBackend:
+    """Backend over one fsspec filesystem rooted at `root`."""
+
+    protocol = "generic"
+
+    def __init__(self, fs: Any, root: str, url: str) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.url = url
+        self._made_dirs: set[str] = set()
+        self._lock = threading.Lock()
+
+    def path(self, name: str) -> str:
+        return f"{self.root}/{check_name(name)}" if self.root else check_name(name)
+
+    def _guard(self, what: str, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except RemoteError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every library error is mapped to a backend error
+            raise translate(exc, self.url, what) from exc
+
+    def _parent(self, path: str) -> None:
+        parent = path.rsplit("/", 1)[0]
+        with self._lock:
+            if parent in self._made_dirs:
+                return
+        self.makedirs(parent)
+        with self._lock:
+            self._made_dirs.add(parent)
+
+    def makedirs(self, path: str) -> None:
+        self._guard(path, self.fs.makedirs, path, exist_ok=True)
+
+    def load(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        path = self.path(name)
+        if offset == 0 and length is None:
+            return self._guard(name, self.fs.cat_file, path)
+        end = None if length is None else offset + length
+        return self._guard(name, self.fs.cat_file, path, start=offset, end=end)
+
+    def store(self, name: str, data: bytes) -> None:
+        path = self.path(name)
+        self._parent(path)
+        self._guard(name, self.fs.pipe_file, path, data)
+
+    def create(self, name: str, data: bytes) -> None:
+        path = self.path(name)
+        self._parent(path)
+        if self._guard(name, self.fs.exists, path):
+            raise RemoteExistsError(f"{name}: already exists on {self.url}")
+        self._guard(name, self.fs.pipe_file, path, data)
+
+    def list(self, prefix: str) -> dict[str, int]:
+        base = self.path(prefix) if prefix else self.root
+        try:
+            found = self.fs.find(base, detail=True)
+        except FileNotFoundError:
+            return {}
+        except Exception as exc:  # noqa: BLE001
+            raise translate(exc, self.url, f"listing {prefix or '/'}") from exc
+        out = {}
+        strip = len(self.root) + 1 if self.root else 0
+        for full, info in found.items():
+            full = full.rstrip("/")
+            if info.get("type", "file") == "directory":
+                continue
+            rel = full[strip:] if full.startswith(self.root) else full
+            if not rel.rsplit("/", 1)[-1].startswith(".artvc-tmp"):
+                out[rel] = int(info.get("size") or 0)
+        return out
+
+    def info(self, name: str) -> int | None:
+        try:
+            return int(self.fs.info(self.path(name)).get("size") or 0)
+        except FileNotFoundError:
+            return None
+        except Exception as exc:  # noqa: BLE001
+            raise translate(exc, self.url, name) from exc
+
+    def delete(self, name: str) -> None:
+        self._guard(name, self.fs.rm_file, self.path(name))
+
+    def close(self) -> None:
+        pass
+
+
+class LocalBackend(FsspecBackend):
+    protocol = "file"
+
+    def store(self, name: str, data: bytes) -> None:
+        path = self.path(name)
+        self._parent(path)
+        tmp = self._write_temp(path, data)
+        self._guard(name, os.replace, tmp, path)
+        fsync_dir(os.path.dirname(path))
+
+    def create(self, name: str, data: bytes) -> None:
+        path = self.path(name)
+        self._parent(path)
+        tmp = self._write_temp(path, data)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise RemoteExistsError(f"{name}: already exists on {self.url}") from None
+        except OSError as exc:
+            raise translate(exc, self.url, name) from exc
+        finally:
+            os.unlink(tmp)
+        fsync_dir(os.path.dirname(path))
+
+    def _write_temp(self, path: str, data: bytes) -> str:
+        folder, base = os.path.split(path)
+        tmp = os.path.join(folder, f".artvc-tmp-{base}-{secrets.token_hex(4)}")
+        try:
+            with open(tmp, "xb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise translate(exc, self.url, os.path.basename(path)) from exc
+        return tmp
+
+
+class SFTPBackend(FsspecBackend):
+    protocol = "sftp"
+
+    def store(self, name: str, data: bytes) -> None:
+        path = self.path(name)
+        self._parent(path)
+        folder, base = path.rsplit("/", 1)
+        tmp = f"{folder}/.artvc-tmp-{base}-{secrets.token_hex(4)}"
+
+        def write() -> None:
+            with self.fs.ftp.open(tmp, "wb") as f:
+                f.write(data)
+            self.fs.ftp.posix_rename(tmp, path)
+
+        self._guard(name, write)
+
+    def create(self, name: str, data: bytes) -> None:
+        path = self.path(name)
+        self._parent(path)
+
+        def write() -> None:
+            with self.fs.ftp.open(path, "xb") as f:
+                f.write(data)
+
+        try:
+            self._guard(name, write)
+        except RemoteError as exc:
+            if self.info(name) is not None and not isinstance(exc, RemoteUnreachableError):
+                raise RemoteExistsError(f"{name}: already exists on {self.url}") from None
+            raise
+
+    def close(self) -> None:
+        try:
+            self.fs.client.close()
+        except Exception:  # noqa: BLE001 - closing a broken connection has nothing left to report
+            pass
+
+
+class S3Backend(FsspecBackend):
+    protocol = "s3"
+
+    def _parent(self, path: str) -> None:
+        """S3 has no folders."""
+
+    def create(self, name: str, data: bytes) -> None:
+        self._guard(name, self.fs.pipe_file, self.path(name), data, mode="create")
+
+    def check_bucket(self) -> None:
+        bucket = self.root.split("/", 1)[0]
+        try:
+            self.fs.info(bucket)
+        except FileNotFoundError:
+            raise RemoteNotFoundError(f"bucket '{bucket}' does not exist on {self.url}; create it first") from None
+        except Exception as exc:  # noqa: BLE001
+            raise translate(exc, self.url, f"bucket {bucket}") from exc
+
+
+def _sftp_filesystem(parts, options: dict[str, str], url: str):
+    from fsspec.implementations.sftp import SFTPFileSystem
+    import paramiko
+
+    from . import ssh
+
+    target = ssh.resolve(parts.hostname or "", parts.port, unquote(parts.username) if parts.username else None, options)
+
+    class _VerifiedSFTP(SFTPFileSystem):
+        def _connect(self) -> None:
+            self.client = paramiko.SSHClient()
+            ssh.prepare_client(self.client, target, url)
+            self.client.connect(target.hostname, **ssh.connect_kwargs(target))
+            self.ftp = self.client.open_sftp()
+            self.ftp.get_channel().settimeout(max(target.timeout, 60.0))
+
+    try:
+        return _VerifiedSFTP(target.hostname, skip_instance_cache=True)
+    except RemoteError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise translate(exc, url, "connecting") from exc
+
+
+def _s3_filesystem(options: dict[str, str], url: str):
+    try:
+        import s3fs
+    except ImportError:
+        raise RemoteError("S3 remotes need s3fs: pip install 'artvc[s3]'") from None
+    timeout = float(options.get("timeout", 15))
+    client_kwargs: dict[str, Any] = {}
+    endpoint = options.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        client_kwargs["endpoint_url"] = endpoint
+    if options.get("region"):
+        client_kwargs["region_name"] = options["region"]
+    kwargs: dict[str, Any] = {
+        "skip_instance_cache": True,
+        "client_kwargs": client_kwargs,
+        "config_kwargs": {"connect_timeout": timeout, "read_timeout": max(timeout, 60), "retries": {"max_attempts": 2, "mode": "standard"}},
+    }
+    if options.get("profile"):
+        kwargs["profile"] = options["profile"]
+    if str(options.get("anon", "")).lower() in ("1", "true", "yes"):
+        kwargs["anon"] = True
+    return s3fs.S3FileSystem(**kwargs)
+
+
+def open_backend(url: str, options: dict[str, str] | None = None) -> Backend:
+    """The backend for a remote URL: a path, file://, sftp:// or ssh://, s3://, or any fsspec URL."""
+    options = dict(options or {})
+    if "://" not in url:
+        root = os.path.abspath(os.path.expanduser(url))
+        return LocalBackend(fsspec.filesystem("file", skip_instance_cache=True), root, url)
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "file":
+        return LocalBackend(fsspec.filesystem("file", skip_instance_cache=True), unquote(parts.path), url)
+    if scheme in ("sftp", "ssh"):
+        if not parts.hostname or not parts.path or parts.path == "/":
+            raise RemoteError(f"invalid SFTP URL {url!r}: use sftp://[user@]host[:port]/path")
+        return SFTPBackend(_sftp_filesystem(parts, options, url), unquote(parts.path), url)
+    if scheme in ("s3", "s3a"):
+        if not parts.netloc:
+            raise RemoteError(f"invalid S3 URL {url!r}: use s3://bucket/prefix")
+        root = parts.netloc + unquote(parts.path).rstrip("/")
+        return S3Backend(_s3_filesystem(options, url), root, url)
+    try:
+        cls = fsspec.get_filesystem_class(scheme)
+    except (ImportError, ValueError) as exc:
+        raise RemoteError(f"no storage for {scheme}:// URLs ({exc}); install the fsspec package that provides it") from None
+    fs_options = {k: v for k, v in options.items() if k not in ("timeout",)}
+    fs = cls(skip_instance_cache=True, **fs_options)
+    root = cls._strip_protocol(url)
+    return FsspecBackend(fs, root.rstrip("/"), url)

@@ -1,0 +1,160 @@
+"""Moving blobs between the local store and a remote: whole or partial packs up, coalesced ranges down.
+
+Every blob that arrives is decompressed within its recorded size and hashed before it enters the
+local store; a bad blob fails the transfer and nothing of it is kept.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterable
+
+from ..errors import CorruptObjectError, MissingObjectError, RemoteError
+from ..packs import INDEX_RECORD, TRAILER, BlobLocation, PackWriter, decode_blob, pack_path, parse_index, parse_trailer
+from ..repository import Repository
+from ..store import PACK_INFO, StoreWriter
+from . import layout
+from .backend import Backend
+from .state import RemoteState
+
+GAP = 256 << 10
+MAX_RANGE = 16 << 20
+
+
+class Transfer:
+    def __init__(self, repo: Repository, backend: Backend, state: RemoteState, jobs: int = 4, progress: Callable[[int], None] = lambda n: None) -> None:
+        self.repo = repo
+        self.backend = backend
+        self.state = state
+        self.jobs = max(1, jobs)
+        self.progress = progress
+        self.bytes_up = 0
+        self.bytes_down = 0
+
+    # ---- the remote's pack indexes -----------------------------------------------------------
+    def refresh_index(self) -> int:
+        """Read the index of every remote pack not seen before; returns how many were new."""
+        names = self.backend.list("index")
+        with self.repo.index.read() as txn:
+            new = []
+            for name in names:
+                m = layout.INDEX_FILE.match(name)
+                if m and not self.state.has_pack(txn, bytes.fromhex(m.group(1))):
+                    new.append(bytes.fromhex(m.group(1)))
+        with ThreadPoolExecutor(self.jobs) as pool:
+            for pack_id, raw in zip(new, pool.map(lambda p: self.backend.load(layout.index_name(p)), new)):
+                locations = self._parse_remote_index(pack_id, raw)
+                with self.repo.index.write() as txn:
+                    self.state.add_pack(txn, pack_id, locations)
+        return len(new)
+
+    def _parse_remote_index(self, pack_id: bytes, raw: bytes) -> list[tuple[bytes, BlobLocation]]:
+        if len(raw) < TRAILER.size:
+            raise CorruptObjectError(f"remote index of pack {pack_id.hex()[:12]} is truncated")
+        data_end = 1 << 62
+        index_offset, count, index_hash = parse_trailer(raw[-TRAILER.size :], len(raw) + data_end)
+        if len(raw) - TRAILER.size != count * INDEX_RECORD.size:
+            raise CorruptObjectError(f"remote index of pack {pack_id.hex()[:12]} has the wrong length")
+        entries = parse_index(raw[: -TRAILER.size], count, index_hash, data_end)
+        return [(e.blob_id, BlobLocation(pack_id, e.offset, e.stored_len, e.raw_len, e.blob_type, e.compression)) for e in entries]
+
+    # ---- upload ----------------------------------------------------------------------------
+    def upload_blobs(self, blob_ids: Iterable[bytes]) -> int:
+        """Upload every blob the remote lacks, in packs; each pack goes up before its index."""
+        store = self.repo.store
+        by_pack: dict[bytes, list[tuple[bytes, BlobLocation]]] = {}
+        with self.repo.index.read() as txn:
+            for blob_id in dict.fromkeys(blob_ids):
+                if self.state.has_blob(txn, blob_id):
+                    continue
+                loc = store.locate(blob_id, txn)
+                if loc is None:
+                    raise MissingObjectError(blob_id.hex(), "blob needed by the push")
+                by_pack.setdefault(loc.pack_id, []).append((blob_id, loc))
+            counts = {p: PACK_INFO.unpack(txn.get(p, db=self.repo.index.db["packs"]))[0] for p in by_pack}
+        work_dir = os.path.join(store.tmp_dir, f"push-{secrets.token_hex(6)}")
+        os.makedirs(work_dir, exist_ok=True)
+        try:
+            jobs = [(pack_id, blobs, len(blobs) == counts[pack_id]) for pack_id, blobs in by_pack.items()]
+            with ThreadPoolExecutor(self.jobs) as pool:
+                for _ in pool.map(lambda job: self._upload_pack(work_dir, *job), jobs):
+                    pass
+        finally:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        return len(by_pack)
+
+    def _upload_pack(self, work_dir: str, pack_id: bytes, blobs: list[tuple[bytes, BlobLocation]], whole: bool) -> None:
+        store = self.repo.store
+        if whole:
+            path = pack_path(store.packs_dir, pack_id)
+        else:
+            writer = PackWriter(os.path.join(work_dir, f"{secrets.token_hex(8)}.tmp"))
+            for blob_id, loc in blobs:
+                stored = store.read_stored(loc)
+                writer.add(blob_id, loc.blob_type, loc.compression, loc.raw_len, stored)
+            pack_id, _ = writer.finish(work_dir)
+            path = pack_path(work_dir, pack_id)
+        with open(path, "rb") as f:
+            data = f.read()
+        tail = data[-TRAILER.size :]
+        index_offset, _, _ = parse_trailer(tail, len(data))
+        self.backend.store(layout.pack_name(pack_id), data)
+        self.backend.store(layout.index_name(pack_id), data[index_offset:])
+        locations = self._parse_remote_index(pack_id, data[index_offset:])
+        with self.repo.index.write() as txn:
+            self.state.add_pack(txn, pack_id, locations)
+        self.bytes_up += len(data)
+        self.progress(len(data))
+
+    # ---- download ----------------------------------------------------------------------------
+    def download_blobs(self, blob_ids: Iterable[bytes], writer: StoreWriter) -> int:
+        """Fetch the blobs the local store lacks, verified, into `writer`. Returns bytes read."""
+        store = self.repo.store
+        wanted: dict[bytes, list[tuple[bytes, BlobLocation]]] = {}
+        with self.repo.index.read() as txn:
+            for blob_id in dict.fromkeys(blob_ids):
+                if store.locate(blob_id, txn) is not None or blob_id in writer:
+                    continue
+                loc = self.state.locate(txn, blob_id)
+                if loc is None:
+                    raise MissingObjectError(blob_id.hex(), f"blob on {self.backend.url}")
+                wanted.setdefault(loc.pack_id, []).append((blob_id, loc))
+        ranges = []
+        for pack_id, blobs in wanted.items():
+            blobs.sort(key=lambda b: b[1].offset)
+            current: list[tuple[bytes, BlobLocation]] = []
+            for blob in blobs:
+                if current:
+                    start = current[0][1].offset
+                    end = current[-1][1].offset + current[-1][1].stored_len
+                    if blob[1].offset - end > GAP or blob[1].offset + blob[1].stored_len - start > MAX_RANGE:
+                        ranges.append((pack_id, current))
+                        current = []
+                current.append(blob)
+            ranges.append((pack_id, current))
+        total = 0
+
+        def load(job):
+            pack_id, blobs = job
+            start = blobs[0][1].offset
+            end = blobs[-1][1].offset + blobs[-1][1].stored_len
+            data = self.backend.load(layout.pack_name(pack_id), start, end - start)
+            if len(data) != end - start:
+                raise RemoteError(f"pack {pack_id.hex()[:12]} on {self.backend.url} is shorter than its index says")
+            out = []
+            for blob_id, loc in blobs:
+                stored = data[loc.offset - start : loc.offset - start + loc.stored_len]
+                raw = decode_blob(stored, loc.compression, loc.raw_len, blob_id)
+                out.append((blob_id, loc, stored, raw))
+            return len(data), out
+
+        with ThreadPoolExecutor(self.jobs) as pool:
+            for size, blobs in pool.map(load, ranges):
+                total += size
+                for blob_id, loc, stored, raw in blobs:
+                    writer.add_verified(blob_id, loc.blob_type, loc.compression, stored, raw)
+                self.progress(size)
+        self.bytes_down += total
+        return total

@@ -1,0 +1,189 @@
+"""Sharing through remotes, for the Python API: push, fetch, pull, clone, get and remote settings.
+
+Remote libraries are imported only when a remote is used, so local commands start fast.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import posixpath
+import shutil
+import tempfile
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterable, Iterator
+
+from . import checkout as materialize
+from . import specs as specs_mod
+from .errors import ArtvcError, ConfigError, PathError
+from .index import close_index
+from .manifest import KIND_FILE, Entry
+from .names import check_name
+from .repository import RemoteConfig, Repository
+
+if TYPE_CHECKING:
+    from .api import Repo
+    from .remote.sync import FetchResult, PushResult, Sync
+
+
+def pick_remote(repository: Repository, name: str | None) -> RemoteConfig:
+    remotes = repository.remotes()
+    if name is not None:
+        if name not in remotes:
+            raise ConfigError(f"no remote named '{name}'; 'artvc remote list' shows them")
+        return remotes[name]
+    if not remotes:
+        raise ConfigError("no remote is configured; add one with 'artvc remote add NAME URL'")
+    for remote in remotes.values():
+        if remote.default:
+            return remote
+    raise ConfigError(
+        f"several remotes are configured ({', '.join(remotes)}); name one, or mark one with 'artvc remote add --default'"
+    )
+
+
+def split_remote_and_specs(repository: Repository, args: Iterable[str]) -> tuple[str | None, list[str]]:
+    """The contract's rule: the first argument is a REMOTE only if a remote of that name is configured."""
+    args = list(args)
+    if args and args[0] in repository.remotes():
+        return args[0], args[1:]
+    return None, args
+
+
+@contextmanager
+def open_sync(repo: "Repo", remote: RemoteConfig, jobs: int, label: str) -> Iterator["Sync"]:
+    from .remote.backend import CountingBackend, RetryingBackend
+    from .remote.fsspec_backend import open_backend
+    from .remote.sync import Sync
+
+    backend = CountingBackend(RetryingBackend(open_backend(remote.url, remote.options)))
+    try:
+        with repo.reporter.task(label, None) as task:
+            yield Sync(repo._repository, remote.name, backend, jobs, task.advance, repo.reporter.warn)
+    finally:
+        backend.close()
+
+
+def push(repo: "Repo", remote: str | None, specs: Iterable[str], force: bool, jobs: int) -> "PushResult":
+    config = pick_remote(repo._repository, remote)
+    wanted: dict[str, int | None] | None = None
+    specs = list(specs)
+    if specs:
+        wanted = {}
+        for spec in specs:
+            version = repo.resolve(spec)
+            wanted[version.name] = max(wanted.get(version.name) or 0, version.number)
+    with open_sync(repo, config, jobs, f"push to {config.name}") as sync:
+        result = sync.push(wanted, force)
+        result.requests = sync.backend.requests  # type: ignore[attr-defined]
+    return result
+
+
+def _versions_for_data(repo: "Repo", specs: list[str], every: bool, local: dict[str, list[tuple[int, bytes]]], only: set[str] | None = None) -> list[bytes]:
+    if every:
+        return [vid for vs in local.values() for _, vid in vs]
+    if specs:
+        return [bytes.fromhex(repo.resolve(s).id) for s in specs]
+    names = only if only is not None else set(local)
+    return [vs[-1][1] for n, vs in local.items() if vs and n in names]
+
+
+def fetch(repo: "Repo", remote: str | None, specs: Iterable[str], every: bool, jobs: int, only: set[str] | None = None) -> "FetchResult":
+    config = pick_remote(repo._repository, remote)
+    specs = list(specs)
+    for spec in specs:
+        specs_mod.parse(spec)
+    with open_sync(repo, config, jobs, f"fetch from {config.name}") as sync:
+        return sync.fetch(lambda local: _data_blobs(sync, _versions_for_data(repo, specs, every, local, only)))
+
+
+def _data_blobs(sync: "Sync", version_ids: list[bytes], paths: list[str] | None = None) -> list[bytes]:
+    from .workspace import under
+
+    blobs: list[bytes] = []
+    repository = sync.repo
+    for vid in version_ids:
+        for entry in repository.version_manifest(vid):
+            if entry.kind == KIND_FILE and (not paths or under(entry.path, paths)):
+                blobs.extend(chunk_id for chunk_id, _ in entry.chunks)
+    return blobs
+
+
+def pull(repo: "Repo", remote: str | None, specs: Iterable[str], force: bool, jobs: int):
+    """fetch, then check out the SPECs (default: latest of every artifact checked out here; in a fresh clone, all)."""
+    specs = list(specs)
+    with repo._repository.index.read() as txn:
+        checked_out = {n for n in repo._repository.refs.artifact_names(txn) if repo._repository.refs.get_head(txn, n)}
+    result = fetch(repo, remote, specs, False, jobs, only=checked_out or None)
+    targets = specs or [n for n in repo.artifacts() if not checked_out or n in checked_out]
+    outcomes = []
+    for spec in targets:
+        try:
+            repo.resolve(spec)
+        except ArtvcError:
+            continue
+        outcomes.append(repo.checkout(spec, force=force))
+    return result, outcomes
+
+
+def clone(repo_cls: type["Repo"], url: str, directory: str | None, options: dict[str, str], jobs: int, reporter=None) -> "Repo":
+    target = directory or _default_clone_dir(url)
+    if os.path.exists(target) and os.listdir(target):
+        raise PathError(f"{target} exists and is not empty; clone into a new folder")
+    created_dir = not os.path.exists(target)
+    repo = repo_cls.init(target, reporter=reporter)
+    try:
+        repo._repository.add_remote("origin", url, options, default=True)
+        fetch(repo, "origin", [], False, jobs, only=set())
+    except BaseException:
+        repo.close()
+        close_index(os.path.join(repo.root, ".artvc", "index"))
+        shutil.rmtree(os.path.join(repo.root, ".artvc"), ignore_errors=True)
+        if created_dir:
+            shutil.rmtree(repo.root, ignore_errors=True)
+        raise
+    return repo
+
+
+def _default_clone_dir(url: str) -> str:
+    base = posixpath.basename(url.rstrip("/").split("://", 1)[-1]) or "artvc-clone"
+    return base
+
+
+def get(url: str, spec: str, path: str | None, dest: str | None, options: dict[str, str], jobs: int, reporter=None) -> str:
+    """Materialize a version (or one entry, file or folder) from a remote, with no repository."""
+    from .api import Repo
+
+    name, _ = specs_mod.parse(spec)
+    check_name(name)
+    work = tempfile.mkdtemp(prefix="artvc-get-")
+    try:
+        repo = Repo.init(work, reporter=reporter)
+        repo._repository.add_remote("origin", url, options, default=True)
+        prefix = path.strip("/") if path else None
+        with open_sync(repo, repo._repository.remotes()["origin"], jobs, f"get {spec}") as sync:
+            sync.fetch(lambda local: _data_blobs(sync, [bytes.fromhex(repo.resolve(spec).id)], [prefix] if prefix else None))
+        version = repo.resolve(spec)
+        if prefix is None:
+            target_root = os.path.abspath(dest or name)
+            entries = version.entries
+        else:
+            matching = [e for e in version.entries if e.path == prefix or e.path.startswith(prefix + "/")]
+            if not matching:
+                raise PathError(f"'{prefix}' is not an entry or folder of {version.spec}")
+            target = os.path.abspath(dest or posixpath.basename(prefix))
+            if len(matching) == 1 and matching[0].path == prefix:
+                target_root = os.path.dirname(target)
+                entries = [dataclasses.replace(matching[0], path=os.path.basename(target))]
+            else:
+                target_root = target
+                entries = [dataclasses.replace(e, path=e.path[len(prefix) + 1 :]) for e in matching]
+        os.makedirs(target_root, exist_ok=True)
+        plan = materialize.make_plan(target_root, entries, {}, False, lambda files: {})
+        materialize.check_plan(plan)
+        materialize.apply_plan(target_root, plan, repo._repository.store)
+        repo.close()
+        return target if prefix is not None else target_root
+    finally:
+        close_index(os.path.join(work, ".artvc", "index"))
+        shutil.rmtree(work, ignore_errors=True)
+
