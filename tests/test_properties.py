@@ -40,10 +40,11 @@ def test_boundaries_stable_under_insertion(seed: int, position: int, inserted: b
     edited = data[:position] + inserted + data[position:]
     chunker = Chunker(SMALL)
     before, after = cuts(chunker, data), cuts(chunker, edited)
-    # Every chunk that ends before the insertion point is unchanged.
+    # Every chunk that ends before the insertion point is unchanged (FastCDC's cut test reads
+    # the byte just past the cut, so a chunk ending exactly at the insertion may move).
     offset = 0
     for chunk in before:
-        if offset + len(chunk) > position:
+        if offset + len(chunk) >= position:
             break
         assert chunk in after
         offset += len(chunk)
