@@ -391,6 +391,7 @@ def _report_fetch(result) -> None:
         echo(f"new {artifact}:v{number} {vid.hex()[:12]}")
     for artifact, alias in result.kept_local_aliases:
         echo(f"kept local alias {artifact}:{alias} (the remote's moved too; push --force to overwrite it there)")
+    echo(f"fetched {result.bytes_down / 1048576:.1f} MiB" if result.bytes_down else "no new data to fetch")
 
 
 @cli.command()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job of artvc on built-in sample data: a repository, two versions of a small data set,
-# log and diff, then a checkout of the first version whose bytes are compared with the originals.
+# log and diff, a checkout of the first version compared byte for byte with the originals, a push to
+# a shared folder, and a teammate's clone that checks the versions out with the share gone (offline).
 set -euo pipefail
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/artvc-demo.XXXXXX")
@@ -45,5 +46,17 @@ say artvc checkout animals:v0
 say sha256sum --quiet -c v0.sha256
 test ! -e data/test/sample_040.csv
 say artvc status
+
+say artvc remote add share "$work/share"
+say artvc push
+mkdir "$work/teammate" && cd "$work/teammate"
+say artvc clone "$work/share" animals
+cd animals
+say artvc fetch --all
+mv "$work/share" "$work/share-offline"        # the network is gone from here on
+say artvc checkout animals:best
+say artvc checkout animals:v0
+say sha256sum --quiet -c "$work/v0.sha256"
+say artvc log
 echo
-echo "demo OK: two versions committed, v0 checked out byte for byte"
+echo "demo OK: two versions committed, v0 checked out byte for byte, pushed to a share, cloned and checked out offline"
