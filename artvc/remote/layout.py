@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 
 from ..errors import FormatError, RemoteError
 
@@ -15,10 +16,13 @@ HEX64 = re.compile(rb"^[0-9a-f]{64}\n?$")
 
 
 def marker_bytes() -> bytes:
-    return json.dumps({"kind": "artvc.remote", "format": REMOTE_FORMAT}, sort_keys=True).encode() + b"\n"
+    """A new remote's marker; its random id tells a remote apart from one recreated under the same URL."""
+    body = {"kind": "artvc.remote", "format": REMOTE_FORMAT, "id": secrets.token_hex(16)}
+    return json.dumps(body, sort_keys=True).encode() + b"\n"
 
 
-def check_marker(raw: bytes, url: str) -> None:
+def check_marker(raw: bytes, url: str) -> str:
+    """Validate a marker; returns the remote's id."""
     try:
         data = json.loads(raw)
     except ValueError:
@@ -27,6 +31,7 @@ def check_marker(raw: bytes, url: str) -> None:
         raise RemoteError(f"{url} is not an artvc remote ({MARKER} is not ours)")
     if data.get("format") != REMOTE_FORMAT:
         raise FormatError(f"{url} has remote format {data.get('format')!r}; this artvc knows {REMOTE_FORMAT}: upgrade artvc")
+    return str(data.get("id", ""))
 
 
 def pack_name(pack_id: bytes) -> str:

@@ -15,6 +15,20 @@ class RemoteState:
         self.db = index.db
         self.prefix = remote.encode() + b"\0"
 
+    # ---- identity ----------------------------------------------------------------------------
+    def remote_id(self, txn) -> str | None:
+        raw = txn.get(self.prefix + b"@id", db=self.db["remote_packs"])
+        return raw.decode() if raw is not None else None
+
+    def set_remote_id(self, remote_id: str) -> None:
+        """Remember which remote this is; a different id means everything cached is stale."""
+        with self.index.read() as txn:
+            if self.remote_id(txn) == remote_id:
+                return
+        self.forget()
+        with self.index.write() as txn:
+            txn.put(self.prefix + b"@id", remote_id.encode(), db=self.db["remote_packs"])
+
     # ---- packs and blobs --------------------------------------------------------------------
     def has_pack(self, txn, pack_id: bytes) -> bool:
         return txn.get(self.prefix + pack_id, db=self.db["remote_packs"]) is not None

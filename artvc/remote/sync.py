@@ -53,6 +53,7 @@ class Sync:
 
     # ---- the marker ----------------------------------------------------------------------------
     def check_remote(self, create: bool) -> None:
+        """Read (or, for a push, create) the marker; forget cached state if the remote was replaced."""
         try:
             raw = self.backend.load(layout.MARKER)
         except RemoteNotFoundError:
@@ -65,8 +66,8 @@ class Sync:
                 self.backend.create(layout.MARKER, layout.marker_bytes())
             except RemoteExistsError:
                 pass
-            return
-        layout.check_marker(raw, self.backend.url)
+            raw = self.backend.load(layout.MARKER)
+        self.state.set_remote_id(layout.check_marker(raw, self.backend.url))
 
     # ---- helpers ---------------------------------------------------------------------------------
     def _local_versions(self) -> dict[str, list[tuple[int, bytes]]]:
@@ -105,6 +106,7 @@ class Sync:
     def push(self, wanted: dict[str, int | None] | None = None, force: bool = False) -> PushResult:
         """Push versions (wanted: artifact -> highest number, None = all) and aliases not yet on the remote."""
         result = PushResult()
+        self.check_remote(create=True)
         local = self._local_versions()
         if wanted is not None:
             local = {n: [(num, vid) for num, vid in vs if wanted[n] is None or num <= wanted[n]] for n, vs in local.items() if n in wanted}
@@ -119,7 +121,6 @@ class Sync:
         alias_moves.update({k: None for k in last_aliases if k[0] in local and k not in local_aliases})
         if not candidates and not alias_moves:
             return result
-        self.check_remote(create=True)
         for name, versions in candidates.items():
             remote = self._remote_versions_listed(name).get(name, {})
             remote_ids = set(remote.values())
