@@ -114,7 +114,7 @@ class PackWriter:
         self._size = 0
         self._write(PACK_MAGIC)
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes | memoryview) -> None:
         self._file.write(data)
         self._hasher.update(data)
         self._size += len(data)
@@ -130,7 +130,7 @@ class PackWriter:
     def __contains__(self, blob_id: bytes) -> bool:
         return blob_id in self._ids
 
-    def add(self, blob_id: bytes, blob_type: int, compression: int, raw_len: int, stored: bytes) -> PackIndexEntry:
+    def add(self, blob_id: bytes, blob_type: int, compression: int, raw_len: int, stored: bytes | memoryview) -> PackIndexEntry:
         entry = PackIndexEntry(blob_id, blob_type, compression, raw_len, len(stored), self._size)
         self._write(stored)
         self._entries.append(entry)

@@ -250,9 +250,9 @@ class StoreWriter:
     def __contains__(self, blob_id: bytes) -> bool:
         return any(blob_id in p for p in list(self._packs.values()))
 
-    def add_verified(self, blob_id: bytes, blob_type: int, compression: int, stored: bytes, raw: bytes) -> None:
-        """Add a blob whose stored form has been checked against its id (a fetched blob)."""
-        self._append(blob_id, blob_type, len(raw), (compression, stored), raw)
+    def add_verified(self, blob_id: bytes, blob_type: int, compression: int, stored: bytes | memoryview, raw_len: int) -> None:
+        """Add a blob, as stored, whose content has been checked against its id (a fetched blob)."""
+        self._append(blob_id, blob_type, raw_len, (compression, stored), b"")
 
     def add_blob(self, data: bytes, blob_type: int) -> bytes:
         """Store one blob (deduplicated); returns its id."""

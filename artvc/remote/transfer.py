@@ -8,8 +8,9 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Iterable, Iterator
 
 from ..errors import CorruptObjectError, MissingObjectError, RemoteError
 from ..packs import INDEX_RECORD, TRAILER, BlobLocation, PackWriter, decode_blob, pack_path, parse_index, parse_trailer
@@ -20,7 +21,7 @@ from .backend import Backend
 from .state import RemoteState
 
 GAP = 256 << 10
-MAX_RANGE = 16 << 20
+MAX_RANGE = 8 << 20
 
 
 class Transfer:
@@ -78,9 +79,8 @@ class Transfer:
         os.makedirs(work_dir, exist_ok=True)
         try:
             jobs = [(pack_id, blobs, len(blobs) == counts[pack_id]) for pack_id, blobs in by_pack.items()]
-            with ThreadPoolExecutor(self.jobs) as pool:
-                for _ in pool.map(lambda job: self._upload_pack(work_dir, *job), jobs):
-                    pass
+            for _ in bounded_map(lambda job: self._upload_pack(work_dir, *job), jobs, self.jobs):
+                pass
         finally:
             shutil.rmtree(work_dir, ignore_errors=True)
         return len(by_pack)
@@ -143,18 +143,34 @@ class Transfer:
             data = self.backend.load(layout.pack_name(pack_id), start, end - start)
             if len(data) != end - start:
                 raise RemoteError(f"pack {pack_id.hex()[:12]} on {self.backend.url} is shorter than its index says")
+            view = memoryview(data)
             out = []
             for blob_id, loc in blobs:
-                stored = data[loc.offset - start : loc.offset - start + loc.stored_len]
-                raw = decode_blob(stored, loc.compression, loc.raw_len, blob_id)
-                out.append((blob_id, loc, stored, raw))
+                stored = view[loc.offset - start : loc.offset - start + loc.stored_len]
+                decode_blob(stored, loc.compression, loc.raw_len, blob_id)
+                out.append((blob_id, loc, stored))
             return len(data), out
 
-        with ThreadPoolExecutor(self.jobs) as pool:
-            for size, blobs in pool.map(load, ranges):
-                total += size
-                for blob_id, loc, stored, raw in blobs:
-                    writer.add_verified(blob_id, loc.blob_type, loc.compression, stored, raw)
-                self.progress(size)
+        for size, blobs in bounded_map(load, ranges, self.jobs):
+            total += size
+            for blob_id, loc, stored in blobs:
+                writer.add_verified(blob_id, loc.blob_type, loc.compression, stored, loc.raw_len)
+            self.progress(size)
         self.bytes_down += total
         return total
+
+
+def bounded_map(fn: Callable, items: list, jobs: int) -> Iterator:
+    """Like Executor.map, in order, but with at most jobs + 1 results held at once (bounded memory)."""
+    with ThreadPoolExecutor(jobs) as pool:
+        window: deque[Future] = deque()
+        try:
+            for item in items:
+                window.append(pool.submit(fn, item))
+                if len(window) > jobs:
+                    yield window.popleft().result()
+            while window:
+                yield window.popleft().result()
+        finally:
+            for fut in window:
+                fut.cancel()
