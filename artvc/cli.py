@@ -378,7 +378,9 @@ def push(args: tuple[str, ...], force: bool, jobs: int) -> None:
     for artifact, alias, vid in result.aliases:
         echo(f"{artifact}:{alias} -> {vid.hex()[:12] if vid else '(deleted)'}")
     if not result.versions and not result.aliases and not result.rejected_aliases:
-        echo("everything up to date")
+        echo(f"everything up to date ({result.requests} requests)")
+    else:
+        echo(f"pushed {len(result.versions)} versions, {result.bytes_up / 1048576:.1f} MiB in {result.packs} packs ({result.requests} requests)")
     if result.rejected_aliases:
         names = ", ".join(f"{a}:{b}" for a, b in result.rejected_aliases)
         raise ArtvcError(f"the remote's aliases {names} moved since this repository last saw them; pull, or push --force to overwrite")
@@ -391,7 +393,7 @@ def _report_fetch(result) -> None:
         echo(f"new {artifact}:v{number} {vid.hex()[:12]}")
     for artifact, alias in result.kept_local_aliases:
         echo(f"kept local alias {artifact}:{alias} (the remote's moved too; push --force to overwrite it there)")
-    echo(f"fetched {result.bytes_down / 1048576:.1f} MiB" if result.bytes_down else "no new data to fetch")
+    echo(f"fetched {result.bytes_down / 1048576:.1f} MiB ({result.requests} requests)" if result.bytes_down else f"no new data to fetch ({result.requests} requests)")
 
 
 @cli.command()

@@ -74,7 +74,7 @@ def push(repo: "Repo", remote: str | None, specs: Iterable[str], force: bool, jo
             wanted[version.name] = max(wanted.get(version.name) or 0, version.number)
     with open_sync(repo, config, jobs, f"push to {config.name}") as sync:
         result = sync.push(wanted, force)
-        result.requests = sync.backend.requests  # type: ignore[attr-defined]
+        result.requests = sync.backend.requests
     return result
 
 
@@ -93,7 +93,9 @@ def fetch(repo: "Repo", remote: str | None, specs: Iterable[str], every: bool, j
     for spec in specs:
         specs_mod.parse(spec)
     with open_sync(repo, config, jobs, f"fetch from {config.name}") as sync:
-        return sync.fetch(lambda local: _data_blobs(sync, _versions_for_data(repo, specs, every, local, only)))
+        result = sync.fetch(lambda local: _data_blobs(sync, _versions_for_data(repo, specs, every, local, only)))
+        result.requests = sync.backend.requests
+    return result
 
 
 def _data_blobs(sync: "Sync", version_ids: list[bytes], paths: list[str] | None = None) -> list[bytes]:

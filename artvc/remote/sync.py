@@ -30,6 +30,7 @@ class PushResult:
     rejected_aliases: list[tuple[str, str]] = field(default_factory=list)
     packs: int = 0
     bytes_up: int = 0
+    requests: int = 0
 
 
 @dataclass
@@ -39,6 +40,7 @@ class FetchResult:
     aliases: list[tuple[str, str, bytes | None]] = field(default_factory=list)
     kept_local_aliases: list[tuple[str, str]] = field(default_factory=list)
     bytes_down: int = 0
+    requests: int = 0
 
 
 class Sync:
