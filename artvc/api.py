@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 from . import checkout as materialize
-from . import provenance, sharing, specs
+from . import lineage as lineage_mod
+from . import lockfile, provenance, sharing, specs
 from .artifact import Artifact, Version
 from .errors import ArtvcError, MissingDataError, PathError, UnknownArtifactError
 from .manifest import KIND_FILE, KIND_SYMLINK, Entry
@@ -239,6 +240,7 @@ class Repo:
                     metadata=metadata, inputs=input_ids, git=git, paths=settings["paths"], set_head=True,
                 )
             results.append(CommitResult(self._version(name, made.number, made.version_id), made.created))
+        self.write_lock()
         return results
 
     def _latest(self, name: str) -> Version | None:
@@ -350,6 +352,7 @@ class Repo:
                 if not settings["paths"]:
                     settings["paths"] = list(version.record.paths) or sorted({e.path for e in version.entries})
                     refs.put_artifact(txn, version.name, settings)
+            self.write_lock()
         return CheckoutResult(version, len(plan.writes), len(plan.deletes), plan.unchanged, plan.skipped_refs)
 
     def _materialize(self, version: Version, root: str, target: list[Entry], current: dict[str, Entry], force: bool, workspace: bool = False) -> materialize.Plan:
@@ -387,6 +390,66 @@ class Repo:
             except ArtvcError:
                 damaged.append(e.path)
         return damaged
+
+    # ---- lineage and the lock -------------------------------------------------------------------
+    def lineage(self, spec: str, down: bool = False, depth: int | None = None) -> lineage_mod.Graph:
+        """The versions `spec` was made from, transitively (down: the versions made from it)."""
+        if depth is not None and depth < 0:
+            raise ArtvcError("--depth must be 0 or more")
+        return lineage_mod.build(self._repository, bytes.fromhex(self.resolve(spec).id), down, depth)
+
+    def write_lock(self) -> None:
+        """Rewrite artvc.lock from the versions checked out here."""
+        refs = self._repository.refs
+        entries = []
+        with self._repository.index.read() as txn:
+            for name in refs.artifact_names(txn):
+                vid = refs.get_head(txn, name)
+                located = refs.locate_version(txn, vid) if vid else None
+                if located:
+                    entries.append(lockfile.LockEntry(name, located[1], vid.hex()))
+        if entries or lockfile.read(self.root) is not None:
+            lockfile.write(self.root, entries)
+
+    def lock_differences(self) -> list[tuple[str, lockfile.LockEntry | None, Version | None]]:
+        """(artifact, what artvc.lock names, what is checked out) for every artifact where they differ."""
+        lock = lockfile.read(self.root)
+        if lock is None:
+            return []
+        out = []
+        for name in sorted(set(lock) | set(self.artifacts())):
+            entry = lock.get(name)
+            head = self.head(name)
+            if (entry.version_id if entry else None) != (head.id if head else None):
+                out.append((name, entry, head))
+        return out
+
+    def checkout_lock(self, force: bool = False, remote: str | None = None) -> list[CheckoutResult]:
+        """Bring every artifact artvc.lock names to that version, fetching what is not here."""
+        lock = lockfile.read(self.root)
+        if lock is None:
+            raise PathError(f"no {lockfile.LOCK_NAME} in {self.root}; commit or check out a version to write one")
+        missing = [e for e in lock.values() if not self._has_version_data(e)]
+        if missing:
+            if not self._repository.remotes():
+                names = ", ".join(e.spec for e in missing)
+                raise ArtvcError(f"{names} not in this repository and no remote is configured; add one and run 'artvc fetch'")
+            sharing.fetch(self, remote, [f"{e.name}:{e.version_id}" for e in missing], False, 4)
+        return [self.checkout(f"{e.name}:{e.version_id}", force=force) for e in sorted(lock.values(), key=lambda e: e.name)]
+
+    def _has_version_data(self, entry: lockfile.LockEntry) -> bool:
+        refs = self._repository.refs
+        store = self._repository.store
+        vid = bytes.fromhex(entry.version_id)
+        with self._repository.index.read() as txn:
+            if refs.locate_version(txn, vid) is None:
+                return False
+        try:
+            entries = self._repository.version_manifest(vid)
+        except ArtvcError:
+            return False
+        with self._repository.index.read() as txn:
+            return all(store.locate(c, txn) is not None for e in entries if e.kind == KIND_FILE for c, _ in e.chunks)
 
     # ---- sharing --------------------------------------------------------------------------------
     def remotes(self) -> list[RemoteConfig]:

@@ -145,11 +145,17 @@ def status(name: str | None, as_json: bool) -> None:
     repo = open_repo()
     result = repo.status(name)
     heads = {n: repo.head(n) for n in result}
+    lock = [d for d in repo.lock_differences() if not name or d[0] == name]
     if as_json:
         emit_json({"artifacts": {n: {"head": heads[n].spec if heads[n] else None, "added": c.added,
                                      "modified": c.modified, "deleted": c.deleted, "clean": c.clean}
-                                 for n, c in result.items()}})
+                                 for n, c in result.items()},
+                   "lock": [{"artifact": n, "lock": e.spec if e else None, "lock_id": e.version_id if e else None,
+                             "head": h.spec if h else None} for n, e, h in lock]})
         return
+    for n, entry, head in lock:
+        click.echo(f"{n}: artvc.lock names {entry.spec if entry else 'nothing'}, checked out: "
+                   f"{head.spec if head else 'nothing'} ('artvc checkout --lock' restores the lock's versions)")
     if not result:
         click.echo("no artifacts yet; track files with 'artvc add PATH'")
     for n, changes in result.items():
@@ -284,13 +290,22 @@ def cat(spec: str, path: str) -> None:
 
 
 @cli.command()
-@click.argument("spec")
+@click.argument("spec", required=False)
 @click.argument("paths", nargs=-1)
 @click.option("--to", "to", type=click.Path(file_okay=False), help="Materialize into this folder instead of the workspace.")
 @click.option("--force", is_flag=True, help="Overwrite or delete modified and untracked files in the way.")
+@click.option("--lock", "use_lock", is_flag=True, help="Restore the versions artvc.lock names (fetching what is missing).")
 @verbosity
-def checkout(spec: str, paths: tuple[str, ...], to: str | None, force: bool) -> None:
+def checkout(spec: str | None, paths: tuple[str, ...], to: str | None, force: bool, use_lock: bool) -> None:
     """Materialize a version (or some of its PATHS) in the workspace or under --to."""
+    if use_lock:
+        if spec or paths or to:
+            raise click.UsageError("--lock takes no SPEC, PATH or --to")
+        for r in open_repo().checkout_lock(force=force):
+            echo(f"checked out {r.version.spec}: {r.written} written, {r.deleted} deleted, {r.unchanged} unchanged")
+        return
+    if spec is None:
+        raise click.UsageError("give a SPEC (or --lock)")
     result = open_repo().checkout(spec, paths, to=to, force=force)
     where = f" into {to}" if to else ""
     echo(f"checked out {result.version.spec}{where}: {result.written} written, {result.deleted} deleted, {result.unchanged} unchanged")
@@ -311,6 +326,22 @@ def alias(args: tuple[str, ...], delete: bool) -> None:
     else:
         version = repo.set_alias(args[0], args[1])
         echo(f"{version.name}:{args[1]} -> {version.spec} {version.short_id}")
+
+
+@cli.command()
+@click.argument("spec")
+@click.option("--down", is_flag=True, help="Show what was made from SPEC instead of what it came from.")
+@click.option("--depth", type=int, default=None, help="Follow at most this many steps.")
+@click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid", "json"]), default="text", show_default=True)
+@verbosity
+def lineage(spec: str, down: bool, depth: int | None, fmt: str) -> None:
+    """The graph of inputs of SPEC (with --down, of its consumers), offline."""
+    from . import lineage as lineage_mod
+
+    graph = open_repo().lineage(spec, down=down, depth=depth)
+    render = {"text": lambda g: lineage_mod.to_text(g, down), "dot": lineage_mod.to_dot,
+              "mermaid": lineage_mod.to_mermaid, "json": lineage_mod.to_json}[fmt]
+    click.echo(render(graph), nl=False)
 
 
 def _options(values: tuple[str, ...]) -> dict[str, str]:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from . import checkout as materialize
+from . import lockfile
 from . import specs as specs_mod
 from .errors import ArtvcError, ConfigError, PathError
 from .index import close_index
@@ -84,7 +85,11 @@ def _versions_for_data(repo: "Repo", specs: list[str], every: bool, local: dict[
     if specs:
         return [bytes.fromhex(repo.resolve(s).id) for s in specs]
     names = only if only is not None else set(local)
-    return [vs[-1][1] for n, vs in local.items() if vs and n in names]
+    chosen = [vs[-1][1] for n, vs in local.items() if vs and n in names]
+    known = {vid for vs in local.values() for _, vid in vs}
+    locked = lockfile.read(repo.root) or {}
+    chosen += [bytes.fromhex(e.version_id) for e in locked.values() if bytes.fromhex(e.version_id) in known]
+    return list(dict.fromkeys(chosen))
 
 
 def fetch(repo: "Repo", remote: str | None, specs: Iterable[str], every: bool, jobs: int, only: set[str] | None = None) -> "FetchResult":
@@ -95,6 +100,8 @@ def fetch(repo: "Repo", remote: str | None, specs: Iterable[str], every: bool, j
     with open_sync(repo, config, jobs, f"fetch from {config.name}") as sync:
         result = sync.fetch(lambda local: _data_blobs(sync, _versions_for_data(repo, specs, every, local, only)))
         result.requests = sync.backend.requests
+    if result.renumbered:
+        repo.write_lock()
     return result
 
 

@@ -18,6 +18,7 @@ from dulwich.ignore import IgnoreFilter
 
 from . import chunker
 from .errors import PathError
+from .lockfile import LOCK_NAME
 from .manifest import KIND_FILE, KIND_SYMLINK, Entry
 from .repository import ARTVC_DIR, Repository
 from .store import StoreWriter
@@ -91,7 +92,7 @@ class Workspace:
 
     def is_ignored(self, rel: str, is_dir: bool) -> bool:
         name = rel.rsplit("/", 1)[-1]
-        if name in ALWAYS_IGNORED:
+        if name in ALWAYS_IGNORED or rel == LOCK_NAME:
             return True
         if self._ignore is None:
             return False
