@@ -10,6 +10,7 @@ from typing import Any, Iterable, Iterator
 from . import checkout as materialize
 from . import lineage as lineage_mod
 from . import lockfile, provenance, sharing, specs
+from . import verify as verify_mod
 from .artifact import Artifact, Version
 from .errors import ArtvcError, MissingDataError, PathError, UnknownArtifactError
 from .manifest import KIND_FILE, KIND_SYMLINK, Entry
@@ -390,6 +391,20 @@ class Repo:
             except ArtvcError:
                 damaged.append(e.path)
         return damaged
+
+    # ---- integrity ------------------------------------------------------------------------------
+    def verify(self, specs: Iterable[str] = ()) -> "verify_mod.VerifyReport":
+        """Re-hash every pack and every chunk of the versions (all of them by default)."""
+        report = verify_mod.VerifyReport()
+        specs = list(specs)
+        versions = [self.resolve(s) for s in specs] if specs else self.log()
+        total = sum(os.path.getsize(p) for p in self._repository.store.list_pack_files())
+        with self.reporter.task("verify", total) as task:
+            if not specs:
+                verify_mod.verify_packs(self._repository, report, task.advance)
+            for v in versions:
+                verify_mod.verify_version(self._repository, v.spec, bytes.fromhex(v.id), report, lambda n: None)
+        return report
 
     # ---- lineage and the lock -------------------------------------------------------------------
     def lineage(self, spec: str, down: bool = False, depth: int | None = None) -> lineage_mod.Graph:

@@ -329,6 +329,24 @@ def alias(args: tuple[str, ...], delete: bool) -> None:
 
 
 @cli.command()
+@click.argument("specs", nargs=-1)
+@verbosity
+def verify(specs: tuple[str, ...]) -> None:
+    """Re-read and re-hash stored data; exit 1 if anything is damaged."""
+    report = open_repo().verify(specs)
+    for name, problem in report.damaged_packs:
+        click.echo(f"damaged pack {name[:12]}: {problem}")
+    for spec, problem in report.damaged_versions:
+        click.echo(f"damaged {spec}: {problem}")
+    for spec in report.not_fetched:
+        echo(f"not fetched: {spec} (its data is on a remote; 'artvc fetch {spec}' gets it)")
+    if not report.ok:
+        affected = sorted({s for s, _ in report.damaged_versions})
+        raise ArtvcError(f"verify found damage ({len(report.damaged_packs)} packs, versions: {', '.join(affected) or 'none named'})")
+    echo(f"verified {report.versions_checked} versions, {report.chunks_checked} chunks, {report.packs_checked} packs: all good")
+
+
+@cli.command()
 @click.argument("spec")
 @click.option("--down", is_flag=True, help="Show what was made from SPEC instead of what it came from.")
 @click.option("--depth", type=int, default=None, help="Follow at most this many steps.")
