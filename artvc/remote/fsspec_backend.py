@@ -1,4 +1,4 @@
-"""The Backend over fsspec: local folders, SFTP (paramiko), S3 (s3fs), and any other fsspec URL.
+"""Backends: local folders, S3 (s3fs) and any other fsspec URL over fsspec; SFTP over paramiko.
 
 Each filesystem is made with skip_instance_cache, so no credentials, connections or state leak
 between remotes, threads or forked processes. Writes are atomic per backend:
@@ -139,15 +139,17 @@ class FsspecBackend:
         return out
 
     def info(self, name: str) -> int | None:
+        path = self.path(name)
         try:
-            return int(self.fs.info(self.path(name)).get("size") or 0)
+            return int(self.fs.info(path).get("size") or 0)
         except FileNotFoundError:
             return None
         except Exception as exc:  # noqa: BLE001
             raise translate(exc, self.url, name) from exc
 
     def delete(self, name: str) -> None:
-        self._guard(name, self.fs.rm_file, self.path(name))
+        path = self.path(name)
+        self._guard(name, self.fs.rm_file, path)
 
     def close(self) -> None:
         pass
@@ -194,41 +196,160 @@ class LocalBackend(FsspecBackend):
         return tmp
 
 
-class SFTPBackend(FsspecBackend):
+class SFTPBackend:
+    """SFTP straight over paramiko: one SFTP channel per thread on one verified SSH connection.
+
+    A single SFTP channel stalls when several threads use it at once; channels on one transport
+    do not. Writes go to a temporary name and are renamed (posix-rename); an exclusive create
+    opens with the SFTP EXCL flag.
+    """
+
     protocol = "sftp"
+
+    def __init__(self, client: Any, root: str, url: str, timeout: float) -> None:
+        self.fs = client  # the SSH connection (named like the other backends' filesystem)
+        self.root = root.rstrip("/") or "/"
+        self.url = url
+        self.timeout = timeout
+        self._local = threading.local()
+        self._channels: list[Any] = []
+        self._lock = threading.Lock()
+        self._made_dirs: set[str] = set()
+
+    def _sftp(self):
+        sftp = getattr(self._local, "sftp", None)
+        if sftp is None:
+            sftp = self._guard("opening an SFTP channel", self.fs.open_sftp)
+            sftp.get_channel().settimeout(max(self.timeout, 60.0))
+            self._local.sftp = sftp
+            with self._lock:
+                self._channels.append(sftp)
+        return sftp
+
+    def path(self, name: str) -> str:
+        return f"{self.root.rstrip('/')}/{check_name(name)}"
+
+    def _guard(self, what: str, fn, *args):
+        try:
+            return fn(*args)
+        except RemoteError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every library error is mapped to a backend error
+            raise translate(exc, self.url, what) from exc
+
+    def _makedirs(self, folder: str) -> None:
+        with self._lock:
+            if folder in self._made_dirs:
+                return
+        sftp = self._sftp()
+        parts = folder.strip("/").split("/")
+        current = ""
+        for part in parts:
+            current += "/" + part
+            try:
+                sftp.stat(current)
+            except FileNotFoundError:
+                try:
+                    sftp.mkdir(current)
+                except OSError:
+                    sftp.stat(current)
+        with self._lock:
+            self._made_dirs.add(folder)
+
+    def load(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        path = self.path(name)
+
+        def read() -> bytes:
+            with self._sftp().open(path, "rb") as f:
+                if length is None and offset == 0:
+                    f.prefetch()
+                    return f.read()
+                f.seek(offset)
+                out = bytearray()
+                while length is None or len(out) < length:
+                    block = f.read(min(1 << 20, length - len(out)) if length is not None else 1 << 20)
+                    if not block:
+                        break
+                    out += block
+                return bytes(out)
+
+        return self._guard(name, read)
 
     def store(self, name: str, data: bytes) -> None:
         path = self.path(name)
-        self._parent(path)
         folder, base = path.rsplit("/", 1)
         tmp = f"{folder}/.artvc-tmp-{base}-{secrets.token_hex(4)}"
 
         def write() -> None:
-            with self.fs.ftp.open(tmp, "wb") as f:
+            self._makedirs(folder)
+            sftp = self._sftp()
+            with sftp.open(tmp, "wb") as f:
+                f.set_pipelined(True)
                 f.write(data)
-            self.fs.ftp.posix_rename(tmp, path)
+            sftp.posix_rename(tmp, path)
 
         self._guard(name, write)
 
     def create(self, name: str, data: bytes) -> None:
         path = self.path(name)
-        self._parent(path)
 
         def write() -> None:
-            with self.fs.ftp.open(path, "xb") as f:
+            self._makedirs(path.rsplit("/", 1)[0])
+            with self._sftp().open(path, "wxb") as f:  # paramiko: "x" alone gives a read-only handle
                 f.write(data)
 
         try:
             self._guard(name, write)
-        except RemoteError as exc:
-            if self.info(name) is not None and not isinstance(exc, RemoteUnreachableError):
+        except RemoteUnreachableError:
+            raise
+        except RemoteError:
+            if self.info(name) is not None:
                 raise RemoteExistsError(f"{name}: already exists on {self.url}") from None
             raise
 
-    def close(self) -> None:
+    def list(self, prefix: str) -> dict[str, int]:
+        import stat as statmod
+
+        base = self.path(prefix) if prefix else self.root
+        out: dict[str, int] = {}
+        strip = len(self.root.rstrip("/")) + 1
+
+        def walk(folder: str) -> None:
+            for attr in self._sftp().listdir_attr(folder):
+                full = f"{folder}/{attr.filename}"
+                if statmod.S_ISDIR(attr.st_mode or 0):
+                    walk(full)
+                elif not attr.filename.startswith(".artvc-tmp"):
+                    out[full[strip:]] = attr.st_size or 0
+
         try:
-            self.fs.client.close()
-        except Exception:  # noqa: BLE001 - closing a broken connection has nothing left to report
+            self._guard(f"listing {prefix or '/'}", walk, base)
+        except RemoteNotFoundError:
+            return {}
+        return out
+
+    def info(self, name: str) -> int | None:
+        path = self.path(name)
+        try:
+            return self._guard(name, lambda: self._sftp().stat(path).st_size or 0)
+        except RemoteNotFoundError:
+            return None
+
+    def delete(self, name: str) -> None:
+        path = self.path(name)
+        self._guard(name, lambda: self._sftp().remove(path))
+
+    def close(self) -> None:
+        with self._lock:
+            channels, self._channels = self._channels, []
+        for sftp in channels:
+            try:
+                sftp.close()
+            except Exception:  # noqa: BLE001 - closing a broken channel has nothing left to report
+                pass
+        try:
+            self.fs.close()
+        except Exception:  # noqa: BLE001 - as above
             pass
 
 
@@ -239,7 +360,14 @@ class S3Backend(FsspecBackend):
         """S3 has no folders."""
 
     def create(self, name: str, data: bytes) -> None:
-        self._guard(name, self.fs.pipe_file, self.path(name), data, mode="create")
+        path = self.path(name)
+        self._guard(name, self.fs.pipe_file, path, data, mode="create")
+
+    def delete(self, name: str) -> None:
+        """S3 deletes are idempotent; the interface reports a missing object."""
+        if self.info(name) is None:
+            raise RemoteNotFoundError(f"{name}: not found on {self.url}")
+        super().delete(name)
 
     def check_bucket(self) -> None:
         bucket = self.root.split("/", 1)[0]
@@ -251,28 +379,24 @@ class S3Backend(FsspecBackend):
             raise translate(exc, self.url, f"bucket {bucket}") from exc
 
 
-def _sftp_filesystem(parts, options: dict[str, str], url: str):
-    from fsspec.implementations.sftp import SFTPFileSystem
+def _ssh_client(parts, options: dict[str, str], url: str):
+    """A connected paramiko client whose host key has been checked against known_hosts."""
     import paramiko
 
     from . import ssh
 
     target = ssh.resolve(parts.hostname or "", parts.port, unquote(parts.username) if parts.username else None, options)
-
-    class _VerifiedSFTP(SFTPFileSystem):
-        def _connect(self) -> None:
-            self.client = paramiko.SSHClient()
-            ssh.prepare_client(self.client, target, url)
-            self.client.connect(target.hostname, **ssh.connect_kwargs(target))
-            self.ftp = self.client.open_sftp()
-            self.ftp.get_channel().settimeout(max(target.timeout, 60.0))
-
+    client = paramiko.SSHClient()
+    ssh.prepare_client(client, target, url)
     try:
-        return _VerifiedSFTP(target.hostname, skip_instance_cache=True)
+        client.connect(target.hostname, **ssh.connect_kwargs(target))
     except RemoteError:
+        client.close()
         raise
     except Exception as exc:  # noqa: BLE001
+        client.close()
         raise translate(exc, url, "connecting") from exc
+    return client, target
 
 
 def _s3_filesystem(options: dict[str, str], url: str):
@@ -312,7 +436,8 @@ def open_backend(url: str, options: dict[str, str] | None = None) -> Backend:
     if scheme in ("sftp", "ssh"):
         if not parts.hostname or not parts.path or parts.path == "/":
             raise RemoteError(f"invalid SFTP URL {url!r}: use sftp://[user@]host[:port]/path")
-        return SFTPBackend(_sftp_filesystem(parts, options, url), unquote(parts.path), url)
+        client, target = _ssh_client(parts, options, url)
+        return SFTPBackend(client, unquote(parts.path), url, target.timeout)
     if scheme in ("s3", "s3a"):
         if not parts.netloc:
             raise RemoteError(f"invalid S3 URL {url!r}: use s3://bucket/prefix")
