@@ -9,11 +9,11 @@ from typing import Any, Iterable, Iterator
 
 from . import checkout as materialize
 from . import lineage as lineage_mod
-from . import lockfile, provenance, sharing, specs
+from . import lockfile, provenance, referencing, sharing, specs
 from . import verify as verify_mod
 from .artifact import Artifact, Version
 from .errors import ArtvcError, MissingDataError, PathError, UnknownArtifactError
-from .manifest import KIND_FILE, KIND_SYMLINK, Entry
+from .manifest import KIND_FILE, KIND_REFERENCE, KIND_SYMLINK, Entry
 from .names import check_alias, check_name
 from .progress import Reporter
 from .repository import RemoteConfig, Repository
@@ -103,6 +103,22 @@ class Repo:
             settings["paths"] = sorted(set(settings["paths"]) | set(rel))
             refs.put_artifact(txn, name, settings)
         return name, rel
+
+    def add_reference(self, uri: str, name: str, as_path: str | None = None, checksum: bool = True,
+                      max_objects: int | None = None, type: str | None = None) -> list[Entry]:
+        """Track an external reference in artifact `name`: URI and checksum only. Returns its entries now."""
+        check_name(name)
+        ref = {"uri": uri, "as": as_path.strip("/") if as_path else None, "checksum": checksum, "max_objects": max_objects}
+        entries = referencing.entries_for([ref])
+        refs = self._repository.refs
+        with self._repository.index.write() as txn:
+            settings = refs.get_artifact(txn, name) or {"type": type or "dataset", "paths": []}
+            if type:
+                settings["type"] = type
+            kept = [r for r in settings.get("refs", []) if (r.get("as") or referencing.default_entry_path(r["uri"])) != (ref["as"] or referencing.default_entry_path(uri))]
+            settings["refs"] = kept + [ref]
+            refs.put_artifact(txn, name, settings)
+        return entries
 
     def remove(self, paths: Iterable[str], name: str, cwd: str | None = None) -> list[str]:
         """Stop tracking paths (files stay on disk); returns the paths removed."""
@@ -195,9 +211,16 @@ class Repo:
             if name and not paths and not self.versions(n):
                 raise UnknownArtifactError(n)
             head = self.head(n)
-            disk = ws.scan(paths, self.reporter.warn)
-            out[n] = ws.compare(disk, head.entries if head else [])
+            out[n] = self._compare_workspace(ws, paths, head.entries if head else [])
         return out
+
+    def _compare_workspace(self, ws: Workspace, paths: list[str], entries: list[Entry]) -> Changes:
+        """Disk against a version's entries; paths held by external references are not disk files."""
+        disk = ws.scan(paths, self.reporter.warn)
+        ref_paths = {e.path for e in entries if e.kind == KIND_REFERENCE}
+        for path in ref_paths:
+            disk.pop(path, None)
+        return ws.compare(disk, [e for e in entries if e.kind != KIND_REFERENCE])
 
     def commit(
         self,
@@ -209,7 +232,7 @@ class Repo:
     ) -> list[CommitResult]:
         """Snapshot the tracked paths of each artifact (default: all with tracked paths)."""
         aliases = [check_alias(a) for a in aliases]
-        names = [check_name(n) for n in names] or [n for n in self.artifacts() if self.tracked_paths(n)]
+        names = [check_name(n) for n in names] or [n for n in self.artifacts() if self._tracks_something(n)]
         if not names:
             raise ArtvcError("nothing is tracked yet; run 'artvc add PATH' first")
         input_ids = [bytes.fromhex(self.resolve(s).id) for s in inputs]
@@ -222,20 +245,23 @@ class Repo:
                 settings = self._repository.refs.get_artifact(txn, name)
                 if settings is None:
                     raise UnknownArtifactError(name)
-                if not settings["paths"]:
+                if not settings["paths"] and not settings.get("refs"):
                     raise ArtvcError(f"'{name}' tracks no paths; run 'artvc add PATH -a {name}'")
                 all_settings[name] = settings
         results = []
         for name in names:
             settings = all_settings[name]
+            ref_entries = referencing.entries_for(settings.get("refs", []))
             disk = ws.scan(settings["paths"], self.reporter.warn)
+            for e in ref_entries:
+                disk.pop(e.path, None)
             known: list[Entry] = []
             for v in (self.head(name), self._latest(name)):
                 if v is not None:
                     known.extend(v.entries)
             total = sum(f.size for f in disk.values())
             with self._repository.store.writer() as writer, self.reporter.task(f"commit {name}", total) as task:
-                entries = ws.build_entries(disk, known, writer, task.advance)
+                entries = sorted(ws.build_entries(disk, known, writer, task.advance) + ref_entries, key=lambda e: e.path)
                 made = self._repository.create_version(
                     name, settings["type"], entries, writer, message=message, author=author, aliases=aliases,
                     metadata=metadata, inputs=input_ids, git=git, paths=settings["paths"], set_head=True,
@@ -243,6 +269,11 @@ class Repo:
             results.append(CommitResult(self._version(name, made.number, made.version_id), made.created))
         self.write_lock()
         return results
+
+    def _tracks_something(self, name: str) -> bool:
+        with self._repository.index.read() as txn:
+            settings = self._repository.refs.get_artifact(txn, name)
+        return bool(settings and (settings["paths"] or settings.get("refs")))
 
     def _latest(self, name: str) -> Version | None:
         latest = self._repository.latest_version(name)
@@ -256,7 +287,10 @@ class Repo:
         if self._run is not None:
             input_ids += [bytes.fromhex(v.id) for v in self._run.inputs]
             job_type = self._run.job_type
-        files = self._artifact_files(artifact)
+        files = self._artifact_files(artifact) if artifact.sources else {}
+        ref_entries = referencing.entries_for(artifact.references)
+        if not files and not ref_entries:
+            raise PathError(f"artifact '{artifact.name}' has no files; add some with add_file, add_dir or add_reference")
         with self._repository.index.write() as txn:
             refs = self._repository.refs
             if refs.get_artifact(txn, artifact.name) is None:
@@ -270,6 +304,10 @@ class Repo:
                 with open(source, "rb") as fh:
                     stored = writer.add_file(fh)
                 entries.append(Entry(path, KIND_FILE, stored.size, os.access(source, os.X_OK), stored.digest, stored.chunks))
+            clash = {e.path for e in entries} & {e.path for e in ref_entries}
+            if clash:
+                raise PathError(f"a file and a reference both want the entry path {sorted(clash)[0]!r}")
+            entries = sorted(entries + ref_entries, key=lambda e: e.path)
             made = self._repository.create_version(
                 artifact.name, artifact.type, entries, writer, message=message or artifact.description,
                 author=provenance.author(self.root), aliases=aliases, metadata=artifact.metadata,
@@ -301,8 +339,6 @@ class Repo:
                 for fname in names:
                     rel = os.path.relpath(os.path.join(folder, fname), source).replace(os.sep, "/")
                     files[posixpath.join(prefix, rel) if prefix != "." else rel] = os.path.join(folder, fname)
-        if not files:
-            raise PathError(f"artifact '{artifact.name}' has no files; add some with add_file or add_dir")
         return files
 
     @contextmanager
@@ -323,11 +359,11 @@ class Repo:
             after = {e.path: e for e in self.resolve(spec_b).entries}
             modified = sorted(p for p in before.keys() & after.keys() if not before[p].same_content(after[p]))
             return DiffResult(sorted(after.keys() - before.keys()), sorted(before.keys() - after.keys()), modified)
-        ws = self.workspace
-        changes = ws.compare(ws.scan(self.tracked_paths(a.name) or list(a.record.paths), self.reporter.warn), a.entries)
+        changes = self._compare_workspace(self.workspace, self.tracked_paths(a.name) or list(a.record.paths), a.entries)
         return DiffResult(changes.added, changes.deleted, changes.modified)
 
-    def checkout(self, spec: str, paths: Iterable[str] = (), to: str | None = None, force: bool = False, cwd: str | None = None) -> CheckoutResult:
+    def checkout(self, spec: str, paths: Iterable[str] = (), to: str | None = None, force: bool = False, cwd: str | None = None,
+                 strict: bool = False) -> CheckoutResult:
         """Materialize a version in the workspace (or under `to`), never losing unsaved work without `force`."""
         version = self.resolve(spec)
         paths = list(paths)
@@ -344,7 +380,7 @@ class Repo:
         target = [e for e in version.entries if not scope or under(e.path, scope)]
         if scope and not target:
             raise PathError(f"{', '.join(paths)} matches no entry of {version.spec}")
-        plan = self._materialize(version, root, target, current, force, workspace=to is None)
+        plan, skipped = self._materialize(version, root, target, current, force, workspace=to is None, strict=strict)
         if to is None and not scope:
             with self._repository.index.write() as txn:
                 refs = self._repository.refs
@@ -354,22 +390,27 @@ class Repo:
                     settings["paths"] = list(version.record.paths) or sorted({e.path for e in version.entries})
                     refs.put_artifact(txn, version.name, settings)
             self.write_lock()
-        return CheckoutResult(version, len(plan.writes), len(plan.deletes), plan.unchanged, plan.skipped_refs)
+        return CheckoutResult(version, len(plan.writes) + len(plan.refs) - len(skipped), len(plan.deletes), plan.unchanged, skipped)
 
-    def _materialize(self, version: Version, root: str, target: list[Entry], current: dict[str, Entry], force: bool, workspace: bool = False) -> materialize.Plan:
+    def _materialize(self, version: Version, root: str, target: list[Entry], current: dict[str, Entry], force: bool,
+                     workspace: bool = False, strict: bool = False) -> tuple[materialize.Plan, list[str]]:
         ws = self.workspace
         digests_of = ws.digests if workspace else (lambda files: {f.path: ws_hash(root, f) for f in files})
-        plan = materialize.make_plan(root, target, current, force, digests_of)
+        ref_unchanged = ws.stat_unchanged if workspace else (lambda path, st: False)
+        plan = materialize.make_plan(root, target, current, force, digests_of, ref_unchanged)
         materialize.check_plan(plan)
         self._require_data(version, plan.writes)
-        total = sum(e.size for e in plan.writes)
+        total = sum(e.size for e in plan.writes) + sum(e.size for e in plan.refs)
         with self.reporter.task(f"checkout {version.spec}", total) as task:
             written = materialize.apply_plan(root, plan, self._repository.store, task.advance)
+            refs = referencing.materialize(root, plan.refs, strict, task.advance) if plan.refs else referencing.RefOutcome()
         if workspace:
-            ws.remember([(DiskFile.from_stat(e.path, st), e.digest) for e, st in written if e.kind == KIND_FILE])
-        for path in plan.skipped_refs:
-            self.reporter.warn(f"skipped external reference {path}: references are not supported by this version of artvc")
-        return plan
+            remembered = [(DiskFile.from_stat(e.path, st), e.digest) for e, st in written if e.kind == KIND_FILE]
+            remembered += [(DiskFile.from_stat(p, os.lstat(os.path.join(root, *p.split("/")))), d) for p, d in refs.written]
+            ws.remember(remembered)
+        for path, problem in refs.skipped:
+            self.reporter.warn(f"skipped external reference {path}: {problem} (use --strict to make this an error)")
+        return plan, [p for p, _ in refs.skipped]
 
     def _require_data(self, version: Version, entries: list[Entry]) -> None:
         """Refuse, before anything is written, a checkout whose data is not in the local store."""
@@ -393,6 +434,12 @@ class Repo:
         return damaged
 
     # ---- integrity ------------------------------------------------------------------------------
+    def verify_references(self, specs: Iterable[str] = ()) -> list[tuple[str, str, str, str]]:
+        """(spec, entry path, uri, what changed) for every external reference that drifted."""
+        specs = list(specs)
+        versions = [self.resolve(s) for s in specs] if specs else self.log()
+        return [(v.spec, path, uri, problem) for v in versions for path, uri, problem in referencing.drifted(v.entries)]
+
     def verify(self, specs: Iterable[str] = ()) -> "verify_mod.VerifyReport":
         """Re-hash every pack and every chunk of the versions (all of them by default)."""
         report = verify_mod.VerifyReport()

@@ -25,6 +25,7 @@ class Artifact:
     metadata: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     sources: list[tuple[str, str, bool]] = field(default_factory=list, init=False)
+    references: list[dict[str, Any]] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         check_name(self.name)
@@ -44,6 +45,16 @@ class Artifact:
         if not os.path.isdir(path):
             raise PathError(f"no such folder: {local_path}")
         self.sources.append((name or "", path, True))
+
+    def add_reference(self, uri: str, name: str | None = None, checksum: bool = True, max_objects: int | None = None) -> None:
+        """Track data by URI and the checksum its source gives, never its bytes.
+
+        The entry path is `name`, else the URI's last path component; a URI naming a prefix or
+        folder becomes one entry per object below it (more than `max_objects` is an error).
+        """
+        if "://" not in uri and not os.path.isabs(uri):
+            raise PathError(f"reference {uri!r} is not a URI; use file://, s3://, sftp://, http(s):// or another fsspec URL")
+        self.references.append({"uri": uri, "as": name, "checksum": checksum, "max_objects": max_objects})
 
 
 @dataclass

@@ -29,10 +29,11 @@ class Plan:
     deletes: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     unchanged: int = 0
-    skipped_refs: list[str] = field(default_factory=list)
+    refs: list[Entry] = field(default_factory=list)
 
 
 DigestsOf = Callable[[list[DiskFile]], dict[str, bytes]]
+RefUnchanged = Callable[[str, os.stat_result], bool]
 WRITERS = 8
 
 
@@ -71,12 +72,17 @@ class _Disk:
         return self.digests.get(rel) == entry.digest
 
 
-def make_plan(root: str, target: list[Entry], current: dict[str, Entry], force: bool, digests_of: DigestsOf) -> Plan:
-    """Decide what to write and delete; conflicts are listed, not resolved."""
+def make_plan(root: str, target: list[Entry], current: dict[str, Entry], force: bool, digests_of: DigestsOf,
+              ref_unchanged: RefUnchanged = lambda path, st: False) -> Plan:
+    """Decide what to write and delete; conflicts are listed, not resolved.
+
+    A file that came from an external reference counts as unmodified when `ref_unchanged` says its
+    stat is what it was when artvc wrote it.
+    """
     plan = Plan()
     if not current and (not os.path.isdir(root) or not os.listdir(root)):
         plan.writes = [e for e in target if e.kind != KIND_REFERENCE]
-        plan.skipped_refs = [e.path for e in target if e.kind == KIND_REFERENCE]
+        plan.refs = [e for e in target if e.kind == KIND_REFERENCE]
         return plan
     target_paths = {e.path for e in target}
     parents = {p for e in target for p in iter_parents(e.path)}
@@ -92,16 +98,13 @@ def make_plan(root: str, target: list[Entry], current: dict[str, Entry], force: 
         st = disk.stats.get(path)
         if st is None:
             continue
-        if disk.matches(path, entry) or force:
+        if disk.matches(path, entry) or force or (entry.kind == KIND_REFERENCE and ref_unchanged(path, st)):
             if not statmod.S_ISDIR(st.st_mode):
                 plan.deletes.append(path)
         else:
             plan.conflicts.append(path)
     deleting = set(plan.deletes)
     for entry in target:
-        if entry.kind == KIND_REFERENCE:
-            plan.skipped_refs.append(entry.path)
-            continue
         for parent in iter_parents(entry.path):
             st = disk.stats.get(parent)
             if st is not None and not statmod.S_ISDIR(st.st_mode) and parent not in deleting:
@@ -111,6 +114,9 @@ def make_plan(root: str, target: list[Entry], current: dict[str, Entry], force: 
                 else:
                     plan.conflicts.append(parent)
         st = disk.stats.get(entry.path)
+        if entry.kind == KIND_REFERENCE:
+            _plan_reference(plan, entry, st, current.get(entry.path), force, disk, ref_unchanged)
+            continue
         if st is None:
             plan.writes.append(entry)
         elif statmod.S_ISDIR(st.st_mode):
@@ -125,6 +131,23 @@ def make_plan(root: str, target: list[Entry], current: dict[str, Entry], force: 
         else:
             plan.conflicts.append(entry.path)
     return plan
+
+
+def _plan_reference(plan: Plan, entry: Entry, st: os.stat_result | None, now: Entry | None, force: bool,
+                    disk: "_Disk", ref_unchanged: RefUnchanged) -> None:
+    if st is None:
+        plan.refs.append(entry)
+        return
+    if statmod.S_ISDIR(st.st_mode):
+        plan.conflicts.append(entry.path + "/")
+        return
+    untouched = ref_unchanged(entry.path, st)
+    if now is not None and now.same_content(entry) and untouched:
+        plan.unchanged += 1
+    elif force or (now is not None and (untouched if now.kind == KIND_REFERENCE else disk.matches(entry.path, now))):
+        plan.refs.append(entry)
+    else:
+        plan.conflicts.append(entry.path)
 
 
 def _emptied_by(root: str, rel_dir: str, deleting: set[str]) -> bool:

@@ -116,12 +116,28 @@ def init(directory: str) -> None:
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1)
 @click.option("-a", "--artifact", "name", help="Artifact name (default: first PATH's basename up to its first '.').")
 @click.option("-t", "--type", "type_", help="Artifact type (default: dataset).")
+@click.option("--ref", "ref", metavar="URI", help="Track an external reference: URI and checksum only, never the bytes.")
+@click.option("--as", "as_path", metavar="PATH", help="Entry path of the reference (default: the URI's last component).")
+@click.option("--no-checksum", is_flag=True, help="Record the URI alone (a new version appears only when the URI set changes).")
+@click.option("--max-objects", type=int, default=None, help="Most objects a reference prefix may name (default 10000).")
 @verbosity
-def add(paths: tuple[str, ...], name: str | None, type_: str | None) -> None:
-    """Track PATHS in an artifact; the next commit snapshots them."""
+def add(paths: tuple[str, ...], name: str | None, type_: str | None, ref: str | None, as_path: str | None,
+        no_checksum: bool, max_objects: int | None) -> None:
+    """Track PATHS (or, with --ref, an external URI) in an artifact; the next commit snapshots them."""
+    if ref:
+        if paths:
+            raise click.UsageError("give either PATHS or --ref URI, not both")
+        if not name:
+            raise click.UsageError("--ref needs -a NAME")
+        entries = open_repo().add_reference(ref, name, as_path, checksum=not no_checksum, max_objects=max_objects, type=type_)
+        kinds = sorted({k for e in entries for k, _ in e.checksums}) or ["uri only"]
+        echo(f"{name}: tracking reference {ref} ({len(entries)} objects; checksum: {', '.join(kinds)})")
+        return
+    if not paths:
+        raise click.UsageError("give one or more PATHS (or --ref URI)")
     name, rel = open_repo().add(paths, name=name, type=type_)
     echo(f"{name}: tracking {', '.join(rel)}")
 
@@ -214,7 +230,8 @@ def log(name: str | None, as_json: bool) -> None:
         aliases = f" ({', '.join(info['aliases'])})" if info["aliases"] else ""
         click.echo(f"{v.spec} {v.short_id}{aliases}")
         click.echo(f"  date:   {info['created']}   author: {info['author']}")
-        click.echo(f"  files:  {info['files']}   bytes: {info['bytes']}")
+        refs = v.record.stats.get("references", 0)
+        click.echo(f"  files:  {info['files']}   bytes: {info['bytes']}" + (f"   references: {refs}" if refs else ""))
         if info["message"]:
             click.echo(f"  {info['message']}")
 
@@ -232,7 +249,9 @@ def ls(spec: str, prefix: str | None, as_json: bool) -> None:
         emit_json([entry_json(e) for e in entries])
         return
     for e in entries:
-        extra = f" -> {e.target}" if e.kind_name == "symlink" else (f" <- {e.uri}" if e.kind_name == "reference" else "")
+        extra = f" -> {e.target}" if e.kind_name == "symlink" else ""
+        if e.kind_name == "reference":
+            extra = f" <- {e.uri} [{', '.join(k for k, _ in e.checksums) or 'uri only'}]"
         click.echo(f"{e.size:>12d}  {e.path}{extra}")
 
 
@@ -295,8 +314,9 @@ def cat(spec: str, path: str) -> None:
 @click.option("--to", "to", type=click.Path(file_okay=False), help="Materialize into this folder instead of the workspace.")
 @click.option("--force", is_flag=True, help="Overwrite or delete modified and untracked files in the way.")
 @click.option("--lock", "use_lock", is_flag=True, help="Restore the versions artvc.lock names (fetching what is missing).")
+@click.option("--strict", is_flag=True, help="Fail when an external reference cannot be read (default: skip it with a warning).")
 @verbosity
-def checkout(spec: str | None, paths: tuple[str, ...], to: str | None, force: bool, use_lock: bool) -> None:
+def checkout(spec: str | None, paths: tuple[str, ...], to: str | None, force: bool, use_lock: bool, strict: bool) -> None:
     """Materialize a version (or some of its PATHS) in the workspace or under --to."""
     if use_lock:
         if spec or paths or to:
@@ -306,7 +326,7 @@ def checkout(spec: str | None, paths: tuple[str, ...], to: str | None, force: bo
         return
     if spec is None:
         raise click.UsageError("give a SPEC (or --lock)")
-    result = open_repo().checkout(spec, paths, to=to, force=force)
+    result = open_repo().checkout(spec, paths, to=to, force=force, strict=strict)
     where = f" into {to}" if to else ""
     echo(f"checked out {result.version.spec}{where}: {result.written} written, {result.deleted} deleted, {result.unchanged} unchanged")
 
@@ -330,9 +350,18 @@ def alias(args: tuple[str, ...], delete: bool) -> None:
 
 @cli.command()
 @click.argument("specs", nargs=-1)
+@click.option("--refs", "refs", is_flag=True, help="Check that external references still match what was recorded.")
 @verbosity
-def verify(specs: tuple[str, ...]) -> None:
+def verify(specs: tuple[str, ...], refs: bool) -> None:
     """Re-read and re-hash stored data; exit 1 if anything is damaged."""
+    if refs:
+        drifted = open_repo().verify_references(specs)
+        for spec, path, uri, problem in drifted:
+            click.echo(f"drifted {spec} {path} <- {uri}: {problem}")
+        if drifted:
+            raise ArtvcError(f"{len(drifted)} external references no longer match their versions")
+        echo("every external reference still matches")
+        return
     report = open_repo().verify(specs)
     for name, problem in report.damaged_packs:
         click.echo(f"damaged pack {name[:12]}: {problem}")

@@ -190,6 +190,12 @@ def get(url: str, spec: str, path: str | None, dest: str | None, options: dict[s
         plan = materialize.make_plan(target_root, entries, {}, False, lambda files: {})
         materialize.check_plan(plan)
         materialize.apply_plan(target_root, plan, repo._repository.store)
+        if plan.refs:
+            from . import referencing
+
+            outcome = referencing.materialize(target_root, plan.refs, strict=False)
+            for ref_path, problem in outcome.skipped:
+                repo.reporter.warn(f"skipped external reference {ref_path}: {problem}")
         repo.close()
         return target if prefix is not None else target_root
     finally:

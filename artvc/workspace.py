@@ -149,6 +149,15 @@ class Workspace:
             return None
         return digest
 
+    def stat_unchanged(self, rel: str, st: os.stat_result) -> bool:
+        """True when the stat cache holds exactly this stat for `rel` (the file is as artvc last saw it)."""
+        with self.repo.index.read() as txn:
+            raw = txn.get(rel.encode("utf-8", "surrogateescape"), db=self.repo.index.db["statcache"])
+        if raw is None or len(raw) != STAT.size + 8:
+            return False
+        size, mtime_ns, ino, ctime_ns, _ = STAT.unpack_from(raw)
+        return (size, mtime_ns, ino, ctime_ns) == (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
     def remember(self, items: list[tuple[DiskFile, bytes]]) -> None:
         """Record digests in the stat cache, stamped with the time they were taken."""
         if not items:

@@ -399,7 +399,7 @@ def _ssh_client(parts, options: dict[str, str], url: str):
     return client, target
 
 
-def _s3_filesystem(options: dict[str, str], url: str):
+def _s3_filesystem(options: dict[str, str], url: str, version_aware: bool = False):
     try:
         import s3fs
     except ImportError:
@@ -413,6 +413,7 @@ def _s3_filesystem(options: dict[str, str], url: str):
         client_kwargs["region_name"] = options["region"]
     kwargs: dict[str, Any] = {
         "skip_instance_cache": True,
+        "version_aware": version_aware,
         "client_kwargs": client_kwargs,
         "config_kwargs": {"connect_timeout": timeout, "read_timeout": max(timeout, 60), "retries": {"max_attempts": 2, "mode": "standard"}},
     }
