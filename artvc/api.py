@@ -1,6 +1,7 @@
 """The Python API: everything the CLI does, as functions that return values and never print."""
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 from contextlib import contextmanager
@@ -10,7 +11,9 @@ from typing import Any, Iterable, Iterator
 from . import checkout as materialize
 from . import lineage as lineage_mod
 from . import lockfile, provenance, referencing, sharing, specs
+from . import gc as gc_mod
 from . import verify as verify_mod
+from .lock import repository_lock
 from .artifact import Artifact, Version
 from .errors import ArtvcError, MissingDataError, PathError, UnknownArtifactError
 from .manifest import KIND_FILE, KIND_REFERENCE, KIND_SYMLINK, Entry
@@ -18,6 +21,17 @@ from .names import check_alias, check_name
 from .progress import Reporter
 from .repository import RemoteConfig, Repository
 from .workspace import ALWAYS_IGNORED, Changes, DiskFile, Workspace, to_repo_path, under
+
+
+def _holds_lock(method):
+    """Run an API method under the shared repository lock, so gc never runs underneath it."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self.locked():
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 @dataclass
@@ -222,6 +236,7 @@ class Repo:
             disk.pop(path, None)
         return ws.compare(disk, [e for e in entries if e.kind != KIND_REFERENCE])
 
+    @_holds_lock
     def commit(
         self,
         names: Iterable[str] = (),
@@ -279,6 +294,7 @@ class Repo:
         latest = self._repository.latest_version(name)
         return self._version(name, *latest) if latest else None
 
+    @_holds_lock
     def log_artifact(self, artifact: Artifact, aliases: Iterable[str] = (), message: str = "", inputs: Iterable[str] = ()) -> Version:
         """Store the artifact's files as its next version (identical content returns the latest version)."""
         aliases = [check_alias(a) for a in aliases]
@@ -362,6 +378,7 @@ class Repo:
         changes = self._compare_workspace(self.workspace, self.tracked_paths(a.name) or list(a.record.paths), a.entries)
         return DiffResult(changes.added, changes.deleted, changes.modified)
 
+    @_holds_lock
     def checkout(self, spec: str, paths: Iterable[str] = (), to: str | None = None, force: bool = False, cwd: str | None = None,
                  strict: bool = False) -> CheckoutResult:
         """Materialize a version in the workspace (or under `to`), never losing unsaved work without `force`."""
@@ -433,6 +450,30 @@ class Repo:
                 damaged.append(e.path)
         return damaged
 
+    # ---- garbage collection ------------------------------------------------------------------------
+    def gc(self, dry_run: bool = False) -> "gc_mod.GcReport":
+        """Remove data no version references; repack mostly-garbage packs. Waits for running writers."""
+        with self.locked(exclusive=True):
+            return gc_mod.collect(self._repository, dry_run)
+
+    @contextmanager
+    def locked(self, exclusive: bool = False) -> Iterator[None]:
+        """Hold the repository lock (shared for commits, fetches and checkouts; exclusive for gc)."""
+        held = getattr(self, "_lock_depth", 0)
+        if held:
+            self._lock_depth = held + 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        with repository_lock(self._repository.artvc_dir, exclusive, self.reporter.info):
+            self._lock_depth = 1
+            try:
+                yield
+            finally:
+                self._lock_depth = 0
+
     # ---- integrity ------------------------------------------------------------------------------
     def verify_references(self, specs: Iterable[str] = ()) -> list[tuple[str, str, str, str]]:
         """(spec, entry path, uri, what changed) for every external reference that drifted."""
@@ -440,6 +481,7 @@ class Repo:
         versions = [self.resolve(s) for s in specs] if specs else self.log()
         return [(v.spec, path, uri, problem) for v in versions for path, uri, problem in referencing.drifted(v.entries)]
 
+    @_holds_lock
     def verify(self, specs: Iterable[str] = ()) -> "verify_mod.VerifyReport":
         """Re-hash every pack and every chunk of the versions (all of them by default)."""
         report = verify_mod.VerifyReport()
@@ -486,6 +528,7 @@ class Repo:
                 out.append((name, entry, head))
         return out
 
+    @_holds_lock
     def checkout_lock(self, force: bool = False, remote: str | None = None) -> list[CheckoutResult]:
         """Bring every artifact artvc.lock names to that version, fetching what is not here."""
         lock = lockfile.read(self.root)
@@ -532,14 +575,17 @@ class Repo:
         """push/fetch/pull's first argument is a REMOTE only if a remote of that name exists."""
         return sharing.split_remote_and_specs(self._repository, args)
 
+    @_holds_lock
     def push(self, remote: str | None = None, specs: Iterable[str] = (), force: bool = False, jobs: int = 4):
         """Upload versions and aliases the remote lacks (data first, then exclusive version creates)."""
         return sharing.push(self, remote, specs, force, jobs)
 
+    @_holds_lock
     def fetch(self, remote: str | None = None, specs: Iterable[str] = (), all: bool = False, jobs: int = 4):
         """Records, aliases and manifests of every remote version; data of the SPECs (default: each latest)."""
         return sharing.fetch(self, remote, specs, all, jobs)
 
+    @_holds_lock
     def pull(self, remote: str | None = None, specs: Iterable[str] = (), force: bool = False, jobs: int = 4):
         """fetch, then check out; returns (fetch result, checkout results)."""
         return sharing.pull(self, remote, specs, force, jobs)

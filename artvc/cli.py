@@ -376,6 +376,18 @@ def verify(specs: tuple[str, ...], refs: bool) -> None:
 
 
 @cli.command()
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; change nothing.")
+@verbosity
+def gc(dry_run: bool) -> None:
+    """Remove data that no version references (waits for running commits)."""
+    report = open_repo().gc(dry_run=dry_run)
+    verb = "would free" if dry_run else "freed"
+    click.echo(f"{verb} {report.bytes_freed / 1048576:.1f} MiB: {len(report.packs_deleted)} packs deleted, "
+               f"{len(report.packs_repacked)} repacked, {len(report.orphan_packs)} orphan packs; "
+               f"{report.live_blobs} blobs kept, {report.dead_blobs} unreferenced")
+
+
+@cli.command()
 @click.argument("spec")
 @click.option("--down", is_flag=True, help="Show what was made from SPEC instead of what it came from.")
 @click.option("--depth", type=int, default=None, help="Follow at most this many steps.")

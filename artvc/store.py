@@ -195,8 +195,10 @@ class StoreWriter:
     fetched from a remote without touching data packs.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, relocate: bool = False) -> None:
+        """relocate=True (gc's repack): add blobs even if indexed, and point the index at the new pack."""
         self.store = store
+        self.relocate = relocate
         self._packs: dict[bool, PackWriter] = {}
         self._local = threading.local()
         self.new_bytes = 0
@@ -233,7 +235,7 @@ class StoreWriter:
         if pack is not None and blob_id in pack:
             return
         if prepared is None:
-            if self.store.has_blob(blob_id):
+            if not self.relocate and self.store.has_blob(blob_id):
                 return
             prepared = compress_blob(data, self.store.settings.compression_level, self._compressor())
         if pack is None:
@@ -352,7 +354,7 @@ class StoreWriter:
         with index.write() as txn:
             for e in entries:
                 loc = BlobLocation(pack_id, e.offset, e.stored_len, e.raw_len, e.blob_type, e.compression)
-                txn.put(e.blob_id, loc.encode(), db=index.db["blobs"], overwrite=False)
+                txn.put(e.blob_id, loc.encode(), db=index.db["blobs"], overwrite=self.relocate)
             txn.put(pack_id, PACK_INFO.pack(len(entries), size), db=index.db["packs"])
 
     def flush(self) -> None:

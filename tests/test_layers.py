@@ -8,14 +8,14 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "artvc"
 
 # Each module's layer; a module may import only modules of its own layer or below.
 LAYERS = {
-    "errors": 0, "varint": 0, "fsutil": 0, "progress": 0, "names": 0,
+    "errors": 0, "varint": 0, "fsutil": 0, "progress": 0, "names": 0, "lock": 1,
     "chunker": 1,
     "packs": 2, "manifest": 2, "records": 2, "trees": 2, "index": 2,
     "store": 3, "refs": 3,
     "remote": 3, "remote.backend": 3, "remote.layout": 3, "remote.state": 3, "remote.ssh": 3,
     "repository": 4, "specs": 4, "provenance": 4, "remote.fsspec_backend": 4,
     "lockfile": 4,
-    "workspace": 5, "remote.transfer": 5, "lineage": 5, "verify": 5, "remote.references": 5,
+    "workspace": 5, "remote.transfer": 5, "lineage": 5, "verify": 5, "gc": 5, "remote.references": 5,
     "checkout": 6, "remote.sync": 6,
     "artifact": 7, "api": 7, "sharing": 7, "referencing": 7,
     "__init__": 8, "cli": 9, "__main__": 10,
