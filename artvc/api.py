@@ -12,6 +12,7 @@ from . import checkout as materialize
 from . import lineage as lineage_mod
 from . import lockfile, provenance, referencing, sharing, specs
 from . import gc as gc_mod
+from . import repair as repair_mod
 from . import verify as verify_mod
 from .lock import repository_lock
 from .artifact import Artifact, Version
@@ -494,6 +495,30 @@ class Repo:
             for v in versions:
                 verify_mod.verify_version(self._repository, v.spec, bytes.fromhex(v.id), report, lambda n: None)
         return report
+
+    def repair(self, remote: str | None = None) -> "repair_mod.RepairReport":
+        """Rebuild indexes from the packs, salvage damaged packs, and re-fetch lost chunks from a remote."""
+        fetch = None
+        if remote is not None or self._repository.remotes():
+            config = sharing.pick_remote(self._repository, remote)
+
+            def fetch(blob_ids: list[bytes]) -> int:
+                from .store import StoreWriter
+
+                with sharing.open_sync(self, config, 4, "repair from remote") as sync:
+                    sync.transfer.refresh_index()
+                    with self._repository.index.read() as txn:
+                        there = [b for b in blob_ids if sync.state.locate(txn, b) is not None]
+                    with StoreWriter(self._repository.store) as writer:
+                        sync.transfer.download_blobs(there, writer)
+                    return len(there)
+
+        with self.locked(exclusive=True):
+            return repair_mod.repair(self._repository, fetch)
+
+    def verify_remote(self, remote: str | None = None) -> list[tuple[str, str]]:
+        """(what, problem) for every remote version whose record, manifest or chunks the remote lacks."""
+        return sharing.verify_remote(self, remote)
 
     # ---- lineage and the lock -------------------------------------------------------------------
     def lineage(self, spec: str, down: bool = False, depth: int | None = None) -> lineage_mod.Graph:

@@ -351,9 +351,27 @@ def alias(args: tuple[str, ...], delete: bool) -> None:
 @cli.command()
 @click.argument("specs", nargs=-1)
 @click.option("--refs", "refs", is_flag=True, help="Check that external references still match what was recorded.")
+@click.option("--remote", "remote", default=None, help="Check a remote by its indexes and metadata instead.")
+@click.option("--repair", is_flag=True, help="Rebuild indexes from the packs, salvage damaged packs, re-fetch lost chunks.")
 @verbosity
-def verify(specs: tuple[str, ...], refs: bool) -> None:
+def verify(specs: tuple[str, ...], refs: bool, remote: str | None, repair: bool) -> None:
     """Re-read and re-hash stored data; exit 1 if anything is damaged."""
+    if repair:
+        r = open_repo().repair(remote)
+        click.echo(f"repair: {r.packs_reindexed} packs indexed, {len(r.packs_salvaged)} damaged packs salvaged "
+                   f"({r.blobs_dropped} bad blobs dropped), {len(r.versions_renumbered)} versions numbered again, "
+                   f"{r.chunks_fetched} chunks fetched back, {r.chunks_missing} still missing")
+        if r.chunks_missing:
+            raise ArtvcError(f"{r.chunks_missing} chunks are lost here and on the remote; the versions that need them cannot be checked out")
+        return
+    if remote is not None:
+        problems = open_repo().verify_remote(remote)
+        for what, problem in problems:
+            click.echo(f"damaged {what}: {problem}")
+        if problems:
+            raise ArtvcError(f"the remote has {len(problems)} problems")
+        echo("the remote is complete: every version's records, manifests and chunks are there")
+        return
     if refs:
         drifted = open_repo().verify_references(specs)
         for spec, path, uri, problem in drifted:

@@ -202,3 +202,45 @@ def get(url: str, spec: str, path: str | None, dest: str | None, options: dict[s
         close_index(os.path.join(work, ".artvc", "index"))
         shutil.rmtree(work, ignore_errors=True)
 
+
+
+def verify_remote(repo: "Repo", remote: str | None) -> list[tuple[str, str]]:
+    """Check a remote by its indexes and metadata: every version's blobs are named by a pack index,
+    every indexed pack exists, and records and manifests hash right. Data chunks are not downloaded."""
+    from .remote import layout
+    from .store import StoreWriter
+
+    config = pick_remote(repo._repository, remote)
+    problems: list[tuple[str, str]] = []
+    work = tempfile.mkdtemp(prefix="artvc-verify-")
+    try:
+        scratch = type(repo).init(work)
+        scratch._repository.add_remote("origin", config.url, config.options, default=True)
+        with open_sync(scratch, scratch._repository.remotes()["origin"], 4, f"verify {config.name}") as sync:
+            sync.check_remote(create=False)
+            sync.transfer.refresh_index()
+            packs_there = {n for n in sync.backend.list("packs") if n.endswith(".pack")}
+            for name in sync.backend.list("index"):
+                m = layout.INDEX_FILE.match(name)
+                if m and layout.pack_name(bytes.fromhex(m.group(1))) not in packs_there:
+                    problems.append((f"pack {m.group(1)[:12]}", "its index is on the remote but the pack is not"))
+            remote_versions = sync._remote_versions_listed()
+            for artifact, versions in sorted(remote_versions.items()):
+                for number, vid in sorted(versions.items()):
+                    spec = f"{artifact}:v{number}"
+                    try:
+                        with StoreWriter(scratch._repository.store) as writer:
+                            sync._fetch_metadata([vid], writer)
+                        entries = scratch._repository.version_manifest(vid)
+                    except ArtvcError as exc:
+                        problems.append((spec, f"record or manifest: {exc}"))
+                        continue
+                    with scratch._repository.index.read() as txn:
+                        absent = sum(1 for e in entries if e.kind == KIND_FILE for c, _ in e.chunks if sync.state.locate(txn, c) is None)
+                    if absent:
+                        problems.append((spec, f"{absent} chunks are in no pack index of the remote"))
+        scratch.close()
+    finally:
+        close_index(os.path.join(work, ".artvc", "index"))
+        shutil.rmtree(work, ignore_errors=True)
+    return problems

@@ -27,10 +27,14 @@ class VerifyReport:
 
 
 def verify_packs(repo: Repository, report: VerifyReport, progress: Callable[[int], None]) -> None:
-    """Every pack's content must hash to its name and carry a valid index."""
+    """Every pack's content must hash to its name, carry a valid index, and be known to the index."""
+    with repo.index.read() as txn:
+        indexed = {key for key, _ in txn.cursor(db=repo.index.db["packs"])}
     for path in repo.store.list_pack_files():
         name = os.path.basename(path)[: -len(".pack")]
         report.packs_checked += 1
+        if bytes.fromhex(name) not in indexed:
+            report.damaged_packs.append((name, "not in the index; 'artvc verify --repair' adds it back"))
         hasher = chunker.new_hasher()
         try:
             size = os.path.getsize(path)

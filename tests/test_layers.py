@@ -15,7 +15,7 @@ LAYERS = {
     "remote": 3, "remote.backend": 3, "remote.layout": 3, "remote.state": 3, "remote.ssh": 3,
     "repository": 4, "specs": 4, "provenance": 4, "remote.fsspec_backend": 4,
     "lockfile": 4,
-    "workspace": 5, "remote.transfer": 5, "lineage": 5, "verify": 5, "gc": 5, "remote.references": 5,
+    "workspace": 5, "remote.transfer": 5, "lineage": 5, "verify": 5, "gc": 5, "repair": 5, "remote.references": 5,
     "checkout": 6, "remote.sync": 6,
     "artifact": 7, "api": 7, "sharing": 7, "referencing": 7,
     "__init__": 8, "cli": 9, "__main__": 10,

@@ -1,0 +1,137 @@
+"""verify --repair: rebuild what LMDB knows from the packs, and recover damaged data.
+
+1. Every pack file is read: intact packs have their blobs (re)indexed; a damaged pack has each blob
+   checked on its own, good blobs copied into a new pack, bad ones dropped, and the pack removed.
+2. Version records found in packs but numbered nowhere get numbers again, per artifact in the order
+   of their creation time (aliases and checked-out heads live only in LMDB and cannot be rebuilt).
+3. Chunks that versions need but the store lacks are fetched back from a remote when one is given.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import chunker, records
+from .errors import ArtvcError
+from .manifest import KIND_FILE
+from .packs import BLOB_RECORD, BlobLocation, decode_blob, read_pack_index
+from .repository import Repository
+from .store import PACK_INFO, StoreWriter
+
+
+@dataclass
+class RepairReport:
+    packs_reindexed: int = 0
+    packs_salvaged: list[str] = field(default_factory=list)
+    blobs_dropped: int = 0
+    versions_renumbered: list[str] = field(default_factory=list)
+    chunks_missing: int = 0
+    chunks_fetched: int = 0
+    dropped_ids: set[bytes] = field(default_factory=set)
+
+
+def repair(repo: Repository, fetch: Callable[[list[bytes]], int] | None = None) -> RepairReport:
+    report = RepairReport()
+    store = repo.store
+    db = repo.index.db
+    record_ids: list[bytes] = []
+    for path in store.list_pack_files():
+        pack_id = bytes.fromhex(os.path.basename(path)[: -len(".pack")])
+        size = os.path.getsize(path)
+        hasher = chunker.new_hasher()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(8 << 20), b""):
+                hasher.update(block)
+        try:
+            with open(path, "rb") as f:
+                entries = read_pack_index(f, size)
+        except ArtvcError:
+            entries = None
+        if entries is not None and hasher.digest() == pack_id:
+            with repo.index.write() as txn:
+                for e in entries:
+                    loc = BlobLocation(pack_id, e.offset, e.stored_len, e.raw_len, e.blob_type, e.compression)
+                    txn.put(e.blob_id, loc.encode(), db=db["blobs"], overwrite=False)
+                    if e.blob_type == BLOB_RECORD:
+                        record_ids.append(e.blob_id)
+                txn.put(pack_id, PACK_INFO.pack(len(entries), size), db=db["packs"])
+            report.packs_reindexed += 1
+            continue
+        record_ids += _salvage(repo, pack_id, entries or [], report)
+    _renumber_lost_versions(repo, record_ids, report)
+    missing = _missing_chunks(repo, report.dropped_ids)
+    report.chunks_missing = len(missing)
+    if missing and fetch is not None:
+        report.chunks_fetched = fetch(missing)
+        report.chunks_missing = len(_missing_chunks(repo, report.dropped_ids))
+    return report
+
+
+def _salvage(repo: Repository, pack_id: bytes, entries, report: RepairReport) -> list[bytes]:
+    """Copy every blob of a damaged pack that still hashes right into a new pack; drop the pack."""
+    store = repo.store
+    db = repo.index.db
+    kept: list[bytes] = []
+    with StoreWriter(store, relocate=True) as writer:
+        for e in entries:
+            loc = BlobLocation(pack_id, e.offset, e.stored_len, e.raw_len, e.blob_type, e.compression)
+            try:
+                stored = store.read_stored(loc)
+                decode_blob(stored, loc.compression, loc.raw_len, e.blob_id)
+            except ArtvcError:
+                continue
+            writer.add_verified(e.blob_id, e.blob_type, e.compression, stored, e.raw_len)
+            if e.blob_type == BLOB_RECORD:
+                kept.append(e.blob_id)
+    with repo.index.write() as txn:
+        for blob_id, raw in list(txn.cursor(db=db["blobs"])):
+            if BlobLocation.decode(raw).pack_id == pack_id:
+                txn.delete(blob_id, db=db["blobs"])
+                report.blobs_dropped += 1
+                report.dropped_ids.add(blob_id)
+        txn.delete(pack_id, db=db["packs"])
+    store.close()
+    os.unlink(os.path.join(store.packs_dir, pack_id.hex()[:2], pack_id.hex() + ".pack"))
+    report.packs_salvaged.append(pack_id.hex())
+    return kept
+
+
+def _renumber_lost_versions(repo: Repository, record_ids: list[bytes], report: RepairReport) -> None:
+    refs = repo.refs
+    lost: dict[str, list[tuple[str, bytes]]] = {}
+    with repo.index.read() as txn:
+        for vid in dict.fromkeys(record_ids):
+            if refs.locate_version(txn, vid) is None:
+                try:
+                    record = records.decode(repo.store.get_blob(vid, "version record"))
+                except ArtvcError:
+                    continue
+                lost.setdefault(record.artifact, []).append((record.created, vid))
+    with repo.index.write() as txn:
+        for name, found in sorted(lost.items()):
+            for _, vid in sorted(found):
+                number = refs.add_version(txn, name, vid)
+                report.versions_renumbered.append(f"{name}:v{number}")
+            if refs.get_artifact(txn, name) is None:
+                refs.put_artifact(txn, name, {"type": records.decode(repo.store.get_blob(found[0][1])).type, "paths": []})
+
+
+def _missing_chunks(repo: Repository, dropped: set[bytes]) -> list[bytes]:
+    """Chunks a version needs but the store lacks: of versions whose data was here (some chunks
+    present, or some dropped as damaged). Versions never fetched are not missing anything."""
+    store = repo.store
+    with repo.index.read() as txn:
+        versions = [vid for name in repo.refs.artifact_names(txn) for _, vid in repo.refs.list_versions(txn, name)]
+    missing: list[bytes] = []
+    for vid in versions:
+        try:
+            entries = repo.version_manifest(vid)
+        except ArtvcError:
+            continue
+        with repo.index.read() as txn:
+            chunks = [c for e in entries if e.kind == KIND_FILE for c, _ in e.chunks]
+            absent = [c for c in chunks if store.locate(c, txn) is None]
+        if absent and (len(absent) < len(chunks) or dropped.intersection(absent)):
+            missing.extend(absent)
+    return list(dict.fromkeys(missing))
