@@ -387,6 +387,9 @@ def verify(specs: tuple[str, ...], refs: bool, remote: str | None, repair: bool)
         click.echo(f"damaged {spec}: {problem}")
     for spec in report.not_fetched:
         echo(f"not fetched: {spec} (its data is on a remote; 'artvc fetch {spec}' gets it)")
+    if report.unindexed_packs:
+        echo(f"{len(report.unindexed_packs)} packs are in no index (left by an interrupted write, or an index that was lost): "
+             f"'artvc gc' removes them, 'artvc verify --repair' indexes them and recovers their versions")
     if not report.ok:
         affected = sorted({s for s, _ in report.damaged_versions})
         raise ArtvcError(f"verify found damage ({len(report.damaged_packs)} packs, versions: {', '.join(affected) or 'none named'})")

@@ -20,6 +20,7 @@ class VerifyReport:
     damaged_packs: list[tuple[str, str]] = field(default_factory=list)
     damaged_versions: list[tuple[str, str]] = field(default_factory=list)
     not_fetched: list[str] = field(default_factory=list)
+    unindexed_packs: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -34,7 +35,7 @@ def verify_packs(repo: Repository, report: VerifyReport, progress: Callable[[int
         name = os.path.basename(path)[: -len(".pack")]
         report.packs_checked += 1
         if bytes.fromhex(name) not in indexed:
-            report.damaged_packs.append((name, "not in the index; 'artvc verify --repair' adds it back"))
+            report.unindexed_packs.append(name)
         hasher = chunker.new_hasher()
         try:
             size = os.path.getsize(path)
