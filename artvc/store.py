@@ -7,6 +7,7 @@ blob that is not on disk. Readers verify every blob against its id before return
 from __future__ import annotations
 
 import os
+import queue
 import secrets
 import struct
 import threading
@@ -37,6 +38,7 @@ IN_FLIGHT = 64
 # Files up to this size are read whole and processed on a worker thread, many files at a time.
 SMALL_FILE = 4 << 20
 IN_FLIGHT_BYTES = 64 << 20
+WRITE_QUEUE = 64
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,9 @@ class StoreWriter:
     """Adds blobs to new packs. Use as a context manager: on success every pack is sealed and indexed.
 
     Blobs of file data and blobs of trees/records go to separate packs, so metadata can be
-    fetched from a remote without touching data packs.
+    fetched from a remote without touching data packs. Packs are written, hashed, fsynced and
+    indexed on a writer thread fed through a bounded queue, so reading and chunking go on
+    meanwhile; an error there is raised by the next call here.
     """
 
     def __init__(self, store: Store, relocate: bool = False) -> None:
@@ -200,7 +204,11 @@ class StoreWriter:
         self.store = store
         self.relocate = relocate
         self._packs: dict[bool, PackWriter] = {}
+        self._pending: set[bytes] = set()
         self._local = threading.local()
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
         self.new_bytes = 0
         self.new_blobs = 0
 
@@ -221,7 +229,7 @@ class StoreWriter:
         return comp
 
     def _known(self, blob_id: bytes) -> bool:
-        return any(blob_id in p for p in list(self._packs.values())) or self.store.has_blob(blob_id)
+        return blob_id in self._pending or (not self.relocate and self.store.has_blob(blob_id))
 
     def _prepare(self, data: bytes) -> tuple[bytes, int, tuple[int, bytes] | None]:
         blob_id = chunker.hash_bytes(data)
@@ -230,27 +238,64 @@ class StoreWriter:
         return blob_id, len(data), compress_blob(data, self.store.settings.compression_level, self._compressor())
 
     def _append(self, blob_id: bytes, blob_type: int, raw_len: int, prepared: tuple[int, bytes] | None, data: bytes) -> None:
-        is_data = blob_type == BLOB_DATA
-        pack = self._packs.get(is_data)
-        if pack is not None and blob_id in pack:
+        if blob_id in self._pending:
             return
         if prepared is None:
             if not self.relocate and self.store.has_blob(blob_id):
                 return
             prepared = compress_blob(data, self.store.settings.compression_level, self._compressor())
+        compression, stored = prepared
+        self._pending.add(blob_id)
+        self.new_bytes += len(stored)
+        self.new_blobs += 1
+        self._send(("blob", blob_type == BLOB_DATA, blob_id, blob_type, compression, raw_len, stored))
+
+    # ---- the writer thread -------------------------------------------------------------------
+    def _send(self, item: tuple) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._thread is None:
+            self._queue = queue.Queue(maxsize=WRITE_QUEUE)
+            self._thread = threading.Thread(target=self._run, name="artvc-pack-writer", daemon=True)
+            self._thread.start()
+        self._queue.put(item)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            kind = item[0]
+            try:
+                if kind == "blob" and self._error is None:
+                    _, is_data, blob_id, blob_type, compression, raw_len, stored = item
+                    self._write_blob(is_data, blob_id, blob_type, compression, raw_len, stored)
+                elif kind == "flush":
+                    if self._error is None:
+                        for key in list(self._packs):
+                            self._seal(key)
+                    item[1].set()
+                elif kind == "abort":
+                    for pack in self._packs.values():
+                        pack.abort()
+                    self._packs.clear()
+                    item[1].set()
+                    return
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, raised there
+                self._error = exc
+                if kind in ("flush", "abort"):
+                    item[1].set()
+
+    def _write_blob(self, is_data: bool, blob_id: bytes, blob_type: int, compression: int, raw_len: int, stored) -> None:
+        pack = self._packs.get(is_data)
         if pack is None:
             os.makedirs(self.store.tmp_dir, exist_ok=True)
             pack = PackWriter(os.path.join(self.store.tmp_dir, f"pack-{secrets.token_hex(8)}.tmp"))
             self._packs[is_data] = pack
-        compression, stored = prepared
         pack.add(blob_id, blob_type, compression, raw_len, stored)
-        self.new_bytes += len(stored)
-        self.new_blobs += 1
         if pack.size >= self.store.settings.pack_size:
             self._seal(is_data)
 
     def __contains__(self, blob_id: bytes) -> bool:
-        return any(blob_id in p for p in list(self._packs.values()))
+        return blob_id in self._pending
 
     def add_verified(self, blob_id: bytes, blob_type: int, compression: int, stored: bytes | memoryview, raw_len: int) -> None:
         """Add a blob, as stored, whose content has been checked against its id (a fetched blob)."""
@@ -359,10 +404,17 @@ class StoreWriter:
 
     def flush(self) -> None:
         """Seal and index every open pack: after this, every blob added is durable and findable."""
-        for is_data in list(self._packs):
-            self._seal(is_data)
+        if self._thread is not None:
+            done = threading.Event()
+            self._send(("flush", done))
+            done.wait()
+        if self._error is not None:
+            raise self._error
 
     def abort(self) -> None:
-        for pack in self._packs.values():
-            pack.abort()
-        self._packs.clear()
+        """Drop the packs being written (nothing of them was indexed)."""
+        if self._thread is not None and self._thread.is_alive():
+            done = threading.Event()
+            self._queue.put(("abort", done))
+            done.wait()
+            self._thread.join()
