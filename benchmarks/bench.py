@@ -7,11 +7,16 @@ make_dataset.py builds v1 and edits it into v2, peers.py runs the peers, and
 report.py's helpers read their results. artvc runs through its CLI, one
 subprocess per step, timed for wall-clock seconds and peak RSS.
 
-Per data set, artvc runs: init; add+commit v1 (timed together); no-op status;
-no-op commit; push v1; make_dataset.py edit -> v2; commit v2 (incremental);
-push v2; checkout ds:v0 (v2 -> v1 in the workspace); checkout ds:v0 --to an
-empty dir (restore). The store (`.artvc`, `du -sb`) is measured after each
-version, and every checkout and restore is verified against the manifests.
+Per data set, artvc runs: init; remote add (a local folder, and an SFTP URL served by a
+throw-away sshd on 127.0.0.1 that this script starts, see sshd.py); add+commit v1 (timed
+together); no-op status; no-op commit; push v1 to each remote; make_dataset.py edit -> v2;
+commit v2 (incremental); push v2 to each remote; a no-op push to each; checkout ds:v0
+(v2 -> v1 in the workspace); checkout ds:v0 --to an empty dir (restore from the local
+store); and, per remote, `artvc clone URL DIR && artvc pull origin ds:v0` (restore v1 from
+the remote that holds v1 and v2). The store (`.artvc`, `du -sb`) is measured after each
+version, the remotes' folders before and after each push, the push/fetch summary lines
+(MiB, packs, requests) are parsed, and every checkout and restore is verified against the
+manifests. The peers get a no-op push too (DVC, git-lfs), added on top of peers.py.
 
 Prints one Markdown table (artvc, each peer, peer/artvc ratios) on stdout,
 progress on stderr; --json-out writes the raw results.
@@ -44,22 +49,54 @@ PEER_TITLES = {"dvc": "DVC", "restic": "restic", "gitlfs": "git-lfs", "borg": "b
 DEFAULT_PEERS = "dvc,restic,git-lfs"
 VERSION_LINE = re.compile(r"^(\S+):v(\d+)\s+([0-9a-f]{6,})\b", re.M)
 
-# (op, label, kind); peers.py calls the no-op commit "noop_readd"
-ROWS = [
-    ("add_v1", "first add+commit (v1)", "time"),
-    ("add_v2", "incremental commit (v2)", "time"),
-    ("noop_status", "no-op status", "time"),
-    ("noop_commit", "no-op commit", "time"),
-    ("checkout_v1", "checkout v2→v1", "time"),
-    ("restore_v1", "restore v1 into empty dir", "time"),
-    ("push_v1", "push v1 to a local-dir remote", "time"),
-    ("push_v2", "push v2 (incremental)", "time"),
-    ("grow_v1", "stored bytes: v1 (store growth)", "bytes"),
-    ("grow_v2", "stored bytes: v2 growth (dedup)", "bytes"),
-    ("ratio_v1", "store ÷ raw v1, after v1", "ratio"),
-    ("ratio_v2", "store ÷ raw v1, after v2", "ratio"),
+# (op, label, kind, peer ops): the peers' op for the row is the same op when the 4th field is None, else
+# the tool's entry of that dict (a tool without one shows "–"). peers.py calls the no-op commit "noop_readd".
+TIME, UPLOAD, NOOP_PUSH, RESTORE, BYTES, RATIO = "time", "upload", "noop_push", "restore", "bytes", "ratio"
+REMOTE_PEERS = ("dvc", "gitlfs")  # the peers with a push and a clone+pull restore from a remote
+ROWS: list[tuple[str, str, str, dict[str, str] | None]] = [
+    ("add_v1", "first add+commit (v1)", TIME, None),
+    ("add_v2", "incremental commit (v2)", TIME, None),
+    ("noop_status", "no-op status", TIME, None),
+    ("noop_commit", "no-op commit", TIME, {"dvc": "noop_readd", "gitlfs": "noop_readd", "oxen": "noop_readd"}),
+    ("checkout_v1", "checkout v2→v1", TIME, None),
+    ("restore_v1", "restore v1 into empty dir from the local store", TIME,
+     {"restic": "restore_v1", "borg": "restore_v1", "oxen": "restore_v1"}),
+    ("push_v1", "push v1 (local)", TIME, None),
+    ("push_v1", "push v1 (local): bytes uploaded", UPLOAD, None),
+    ("push_v2", "push v2 (local, incremental)", TIME, None),
+    ("push_v2", "push v2 (local): bytes uploaded", UPLOAD, None),
+    ("noop_push", "no-op push (local): requests / time", NOOP_PUSH, None),
+    ("clone_pull", "restore v1 via clone+pull (local)", RESTORE, {t: "restore_v1" for t in REMOTE_PEERS}),
+    ("push_v1_sftp", "push v1 (SFTP)", TIME, None),
+    ("push_v1_sftp", "push v1 (SFTP): bytes uploaded", UPLOAD, None),
+    ("push_v2_sftp", "push v2 (SFTP, incremental)", TIME, None),
+    ("push_v2_sftp", "push v2 (SFTP): bytes uploaded", UPLOAD, None),
+    ("noop_push_sftp", "no-op push (SFTP): requests / time", NOOP_PUSH, None),
+    ("clone_pull_sftp", "restore v1 via clone+pull (SFTP)", RESTORE, None),
+    ("grow_v1", "stored bytes: v1 (store growth)", BYTES, None),
+    ("grow_v2", "stored bytes: v2 growth (dedup)", BYTES, None),
+    ("ratio_v1", "store ÷ raw v1, after v1", RATIO, None),
+    ("ratio_v2", "store ÷ raw v1, after v2", RATIO, None),
 ]
-PEER_OP = {"noop_commit": "noop_readd"}
+SFTP_OPS = ["push_v1_sftp", "push_v2_sftp", "noop_push_sftp", "clone_pull_sftp"]
+
+# The summary lines of artvc push / fetch / pull (artvc/cli.py).
+PUSHED = re.compile(r"pushed (\d+) versions?, ([\d.]+) MiB in (\d+) packs? \((\d+) requests?\)")
+UP_TO_DATE = re.compile(r"everything up to date \((\d+) requests?\)")
+FETCHED = re.compile(r"fetched ([\d.]+) MiB \((\d+) requests?\)|no new data to fetch \((\d+) requests?\)")
+
+
+def parse_summary(text: str) -> dict[str, Any]:
+    """Numbers of the last push / fetch summary line in `text` (empty if there is none)."""
+    out: dict[str, Any] = {}
+    for m in PUSHED.finditer(text):
+        out.update(pushed_versions=int(m[1]), pushed_mib=float(m[2]), packs=int(m[3]), requests=int(m[4]))
+    for m in UP_TO_DATE.finditer(text):
+        out.update(pushed_versions=0, pushed_mib=0.0, packs=0, requests=int(m[1]))
+    for m in FETCHED.finditer(text):
+        out.update(fetched_mib=float(m[1]) if m[1] else 0.0, fetch_requests=int(m[2] or m[3]))
+    return out
+
 
 # Run a command and report the peak RSS / CPU of its process tree: a fresh process, so
 # RUSAGE_CHILDREN holds nothing but that command (the fallback when GNU time is absent).
@@ -207,13 +244,18 @@ class ArtvcBench:
     """Runs artvc's CLI step by step on one data set and records peers.py-shaped results."""
 
     def __init__(self, cmd: list[str], data: Data, peers: ModuleType, work: Path, remote_root: Path,
-                 timeout: float, keep: bool) -> None:
+                 timeout: float, keep: bool, sshd: Any = None, sftp_na: str = "") -> None:
         self.cmd, self.data, self.peers = cmd, data, peers
         self.work, self.remote_root, self.timeout, self.keep = work, remote_root, timeout, keep
         self.logs = work / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.results: list[dict[str, Any]] = []
         self.env = self.isolated_env(work / "home-artvc")
+        # SFTP: a running sshd.SSHD (its client key and host key go into the isolated HOME), or why not
+        self.sshd, self.sftp_na = sshd, sftp_na
+        self.ws = work
+        if sshd is not None:
+            sshd.install_client(Path(self.env["HOME"]))
 
     @staticmethod
     def isolated_env(home: Path) -> dict[str, str]:
@@ -254,6 +296,9 @@ class ArtvcBench:
         stderr = Path(f"{stem}.err").read_text(errors="replace")
         rec: dict[str, Any] = {"tool": "artvc", "dataset": ds, "op": op, "cmd": cmd, "rc": rc,
                                "wall_s": round(wall, 3), "note": note, "stdout_head": stdout[:2000]}
+        summary = parse_summary(stdout + "\n" + stderr)
+        if summary:
+            rec["summary"] = summary
         try:
             rec.update(self.peers.parse_time_v(tf) if gnu else json.loads(tf.read_text()))
         except (OSError, ValueError) as ex:
@@ -288,21 +333,50 @@ class ArtvcBench:
             rec["warning"] = f"expected {want or 'no new version'}, printed {got or 'no version line'}"
             log(f"  WARNING artvc {rec['dataset']} {rec['op']}: {rec['warning']}")
 
+    def push(self, ds: str, op: str, remote: str, folder: Path, sfx: str, before: str | None = None) -> None:
+        """`artvc push REMOTE`, timed, with `du -sb` of the remote's folder after it (and before, if asked)."""
+        if before:
+            self.size(ds, f"remote{sfx} {before}", {"remote": folder})
+        self.timed(ds, op, self.shell(["push", remote]), self.ws)
+        self.size(ds, f"remote{sfx} after {op.removesuffix('_sftp')}", {"remote": folder})
+
+    def clone_pull(self, ds: str, op: str, url: str, dest: Path) -> None:
+        """Restore v1 into an empty dir from a remote that holds v1 and v2: `artvc clone URL DIR`, then
+        `artvc pull origin ds:v0` in it (fetches v1's data only and checks it out), timed together; verified."""
+        cmd = f"{self.shell(['clone', url, str(dest)])} && cd {shlex.quote(str(dest))} && " \
+              f"{self.shell(['pull', 'origin', 'ds:v0'])}"
+        self.timed(ds, op, cmd, dest.parent, note="clone + pull origin ds:v0 into an empty dir (remote holds v1+v2)")
+        self.check(ds, op, dest / "data", "v1")
+
     def run(self, ds: str) -> None:
         """The whole artvc sequence on one data set."""
         base = self.work / f"artvc-{ds}"
         shutil.rmtree(base, ignore_errors=True)
         ws, restore = base / "ws", base / "restore"
+        self.ws = ws
         ws.mkdir(parents=True)
         subprocess.run(["cp", "-a", str(self.data.root / ds / "v1"), str(ws / "data")], check=True)
         remote = self.remote_root / f"artvc-{ds}"
         shutil.rmtree(remote, ignore_errors=True)
         remote.mkdir(parents=True)
+        local_store = remote / "store"
+        sftp_dir = self.remote_root / f"artvc-{ds}-sftp"
+        shutil.rmtree(sftp_dir, ignore_errors=True)
+        sftp = self.sshd is not None
+        if sftp:
+            sftp_dir.mkdir(parents=True)
+            sftp_url = self.sshd.url(sftp_dir / "store")
+        else:
+            for op in SFTP_OPS:
+                self.results.append({"tool": "artvc", "dataset": ds, "op": op, "na": self.sftp_na})
         store = {"store": ws / ".artvc"}
         self.timed(ds, "init", self.shell(["init"]), ws)
         self.size(ds, "after init", store)
-        self.timed(ds, "remote_add", self.shell(["remote", "add", "bench", str(remote / "store")]), ws,
+        self.timed(ds, "remote_add", self.shell(["remote", "add", "bench", str(local_store)]), ws,
                    note="set-up for push (not in the table)")
+        if sftp:
+            self.timed(ds, "remote_add_sftp", self.shell(["remote", "add", "sftp", sftp_url]), ws,
+                       note="set-up for push (not in the table)")
         rec = self.timed(ds, "add_v1", self.shell(["add", "data", "-a", "ds"], ["commit", "-m", "v1"]), ws,
                          note="add + first commit, timed together")
         self.expect_version(rec, "ds:v0")
@@ -311,24 +385,33 @@ class ArtvcBench:
         rec = self.timed(ds, "noop_commit", self.shell(["commit", "-m", "noop"]), ws, note="nothing changed")
         self.expect_version(rec, None)
         self.size(ds, "after noop", store)
-        self.timed(ds, "push_v1", self.shell(["push"]), ws)
-        self.size(ds, "remote after push_v1", {"remote": remote})
+        self.push(ds, "push_v1", "bench", remote, "", before="before push_v1")
+        if sftp:
+            self.push(ds, "push_v1_sftp", "sftp", sftp_dir, " (sftp)", before="before push_v1")
         self.data.edit(ds, ws / "data")
         self.check(ds, "after edit (ws == v2)", ws / "data", "v2")
+        self.size(ds, "before v2", store)  # the pushes above write remote-tracking state into .artvc
         rec = self.timed(ds, "add_v2", self.shell(["commit", "-m", "v2"]), ws, note="incremental commit")
         self.expect_version(rec, "ds:v1")
         self.size(ds, "after v2", store)
-        self.timed(ds, "push_v2", self.shell(["push"]), ws)
-        self.size(ds, "remote after push_v2", {"remote": remote})
+        self.push(ds, "push_v2", "bench", remote, "")
+        if sftp:
+            self.push(ds, "push_v2_sftp", "sftp", sftp_dir, " (sftp)")
+        self.timed(ds, "noop_push", self.shell(["push", "bench"]), ws, note="nothing new to push")
+        if sftp:
+            self.timed(ds, "noop_push_sftp", self.shell(["push", "sftp"]), ws, note="nothing new to push")
         self.timed(ds, "checkout_v1", self.shell(["checkout", "ds:v0"]), ws, note="workspace v2 -> v1")
         self.check(ds, "checkout_v1", ws / "data", "v1")
         restore.mkdir()
         self.timed(ds, "restore_v1", self.shell(["checkout", "ds:v0", "--to", str(restore)]), ws,
                    note="from the local store into an empty dir")
         self.check(ds, "restore_v1", restore / "data", "v1")
+        self.clone_pull(ds, "clone_pull", str(local_store), base / "clone-local")
+        if sftp:
+            self.clone_pull(ds, "clone_pull_sftp", sftp_url, base / "clone-sftp")
         if not self.keep:
-            shutil.rmtree(base, ignore_errors=True)
-            shutil.rmtree(remote, ignore_errors=True)
+            for d in (base, remote, sftp_dir):
+                shutil.rmtree(d, ignore_errors=True)
 
 
 def peer_installed(peer: str, peers: ModuleType) -> bool:
@@ -352,6 +435,41 @@ def seed_git_config(home: Path) -> None:
                                      "[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n")
 
 
+def dvc_sftp_missing(peers: ModuleType) -> str:
+    """Why DVC cannot push over SFTP here ("" when its dvc-ssh plugin is importable)."""
+    r = subprocess.run([peers.PY, "-c", "import dvc_ssh"], capture_output=True)
+    return "" if r.returncode == 0 else "dvc-ssh (DVC's SFTP plugin) is not installed in the peers' venv"
+
+
+def extended_runner(peers: ModuleType) -> type:
+    """peers.py's Runner plus the remote steps that it lacks: a no-op push for DVC and git-lfs (after its
+    sequence, in the same workspace), and "n/a" records with the reason for the SFTP rows."""
+    dvc_sftp_na = dvc_sftp_missing(peers)
+    sftp_na = {"dvc": dvc_sftp_na or "DVC over SFTP is not wired into this harness yet",
+               "gitlfs": "git-lfs over SSH needs git-lfs-transfer or git-lfs-authenticate on the server; not measured"}
+
+    class Runner(peers.Runner):  # type: ignore[name-defined,misc]
+        def sftp_na(self, tool: str, ds: str) -> None:
+            for op in SFTP_OPS:
+                self.record(tool, ds, op, na=sftp_na[tool])
+
+        def run_dvc(self, ds: str) -> str:
+            base = super().run_dvc(ds)
+            self.timed("dvc", ds, "noop_push", "dvc push -q", os.path.join(base, "ws"),
+                       note="`dvc push` with everything already on the remote (workspace at v1)")
+            self.sftp_na("dvc", ds)
+            return base
+
+        def run_gitlfs(self, ds: str) -> str:
+            base = super().run_gitlfs(ds)
+            self.timed("gitlfs", ds, "noop_push", "git push -q origin main v1 v2 2>&1", os.path.join(base, "ws"),
+                       note="`git push` of refs already on the remote (pre-push LFS hook included)")
+            self.sftp_na("gitlfs", ds)
+            return base
+
+    return Runner
+
+
 def run_peers(peers: ModuleType, tools: list[str], datasets: list[str], root: Path, data: Data,
               args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, str], Path | None]:
     """Run the peers through peers.py's Runner, on the same data; returns results, versions, remote root.
@@ -366,7 +484,7 @@ def run_peers(peers: ModuleType, tools: list[str], datasets: list[str], root: Pa
     ns = SimpleNamespace(scale=args.scale, seed=args.seed, root=str(root), remote_root=args.remote_root,
                          keep=args.keep, tools=tools, datasets=datasets, out=None)
     with stdout_to_stderr():
-        runner = peers.Runner(ns)
+        runner = extended_runner(peers)(ns)
         runner.data_root = str(data.root)
         if shutil.which("git"):
             subprocess.run(["git", "config", "--file", runner.env["GIT_CONFIG_GLOBAL"], "gc.auto", "0"], check=True)
@@ -403,34 +521,61 @@ class Table:
         self.raw, self.tools = raw, tools
         self.notes: list[str] = []
 
+    def timed_cell(self, tool: str, ds: str, op: str) -> tuple[float | None, str, dict[str, Any] | None]:
+        """(wall s, "s / MiB" text, record) of a timed step; the text says n/a / – when there is no number."""
+        key = (tool, ds, op)
+        rec = self.timed.get(key)
+        if rec is None:
+            return None, "n/a" if key in self.na else "–", None
+        if rec["rc"] != 0:
+            msg = rec.get("error") or first_error_line(rec.get("error_tail", ""), "", rec["rc"])
+            msg = re.sub(r"\b(sftp|s3|file)://\S+|(?<![\w.])/[^\s:]+", "…", msg)  # URLs and paths: in the notes
+            return None, (f"n/a ({md_escape(msg, 90)})" if tool == "artvc" else f"failed (rc={rec['rc']})"), None
+        flag = " ✗" if (tool, ds, op) in self.bad_verify else ""
+        flag += " ⚠" if rec.get("warning") else ""
+        return rec["wall_s"], f"{rec['wall_s']:.2f} s / {rec.get('max_rss_kb', 0) / 1024:.0f} MiB{flag}", rec
+
+    def store(self, tool: str, ds: str, label: str, keys: list[str] | None = None) -> int | None:
+        """Bytes of the store (or of `keys`) at a size checkpoint; None if it was not measured."""
+        d = self.sizes.get((tool, ds), {}).get(label)
+        return None if d is None else sum(d[k] for k in (keys or self.store_keys[tool]) if k in d)
+
     def value(self, tool: str, ds: str, op: str, kind: str) -> tuple[float | None, str]:
-        """(number for the ratio, cell text) of one tool on one row."""
-        if kind == "time":
-            key = (tool, ds, op if tool == "artvc" else PEER_OP.get(op, op))
-            rec = self.timed.get(key)
-            if rec is None:
-                if key in self.na:
-                    return None, "n/a"
-                return None, "–"
-            if rec["rc"] != 0:
-                msg = rec.get("error") or first_error_line(rec.get("error_tail", ""), "", rec["rc"])
-                return None, f"n/a ({md_escape(msg, 70)})" if tool == "artvc" else f"failed (rc={rec['rc']})"
-            flag = " ✗" if (tool, ds, key[2]) in self.bad_verify else ""
-            flag += " ⚠" if rec.get("warning") else ""
-            return rec["wall_s"], f"{rec['wall_s']:.2f} s / {rec.get('max_rss_kb', 0) / 1024:.0f} MiB{flag}"
-        sz = self.sizes.get((tool, ds), {})
-
-        def store(label: str) -> int | None:
-            d = sz.get(label)
-            return None if d is None else sum(d[k] for k in self.store_keys[tool] if k in d)
-
-        a, b = {"grow_v1": ("after init", "after v1"), "grow_v2": ("after noop", "after v2"),
+        """(number for the ratio, cell text) of one tool on one row; `op` is already the tool's own op."""
+        if kind in (TIME, NOOP_PUSH, RESTORE):
+            wall, cell, rec = self.timed_cell(tool, ds, op)
+            summ = (rec or {}).get("summary", {})
+            if kind == NOOP_PUSH and "requests" in summ:
+                cell = f"{summ['requests']} req · {cell}"
+            if kind == RESTORE and "fetch_requests" in summ:
+                cell += f" · fetched {summ['fetched_mib']:.1f} MiB in {summ['fetch_requests']} req"
+            return wall, cell
+        if kind == UPLOAD:
+            # remote folder growth: du -sb after the push − before it (peers: before = 0, their remote is new)
+            step = op.removesuffix("_sftp")
+            sfx = " (sftp)" if op.endswith("_sftp") else ""
+            prev = {"push_v1": "before push_v1", "push_v2": "after push_v1"}[step]
+            wall, cell, rec = self.timed_cell(tool, ds, op)
+            hi = self.store(tool, ds, f"remote{sfx} after {step}", ["remote"])
+            lo = self.store(tool, ds, f"remote{sfx} {prev}", ["remote"])
+            if rec is None or hi is None:
+                return None, cell if rec is None else "–"
+            grown = hi - (lo or 0)
+            cell = fmt_bytes(grown)
+            summ = rec.get("summary", {})
+            if "pushed_mib" in summ:
+                cell += f" · {summ['pushed_mib']:.1f} MiB in {summ['packs']} packs, {summ['requests']} req"
+            return grown, cell
+        # v2 growth from right before the v2 commit when measured (artvc: its pushes of v1 add remote-tracking
+        # state to .artvc); the peers' stores do not change on push, so theirs start after the no-op steps
+        before_v2 = "before v2" if self.store(tool, ds, "before v2") is not None else "after noop"
+        a, b = {"grow_v1": ("after init", "after v1"), "grow_v2": (before_v2, "after v2"),
                 "ratio_v1": (None, "after v1"), "ratio_v2": (None, "after v2")}[op]
-        hi = store(b)
+        hi = self.store(tool, ds, b)
         if hi is None:
             return None, "–"
-        if kind == "bytes":
-            lo = store(a)
+        if kind == BYTES:
+            lo = self.store(tool, ds, a)
             return (None, "–") if lo is None else (hi - lo, fmt_bytes(hi - lo))
         x = hi / self.raw[ds]["v1"]["bytes"]
         return x, f"{x:.3f}"
@@ -442,11 +587,12 @@ class Table:
             head += [PEER_TITLES[t], f"{PEER_TITLES[t]} ÷ artvc"]
         lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
         for ds in datasets:
-            for op, label, kind in ROWS:
+            for op, label, kind, peer_ops in ROWS:
                 base, cell = self.value("artvc", ds, op, kind)
                 cells = [f"{ds}: {label}", cell]
                 for t in self.tools:
-                    v, c = self.value(t, ds, op, kind)
+                    pop = op if peer_ops is None else peer_ops.get(t)
+                    v, c = self.value(t, ds, pop, kind) if pop else (None, "–")
                     ratio = f"{v / base:.2f}×" if v is not None and base else "–"
                     cells += [c, ratio]
                 lines.append("| " + " | ".join(cells) + " |")
@@ -460,19 +606,31 @@ class Table:
             "Seconds are wall-clock, one subprocess per step, warm page cache; MiB = peak RSS of the largest "
             f"process ({meta['timer']}). Ratio > 1: artvc is faster / smaller. Stored bytes are `du -sb` of the store: "
             "artvc `.artvc`, DVC `.dvc/cache`, git-lfs `.git/lfs/objects`, restic/borg repository; "
-            "v1 growth = after v1 − after init; v2 growth = after v2 − after the no-op steps.",
-            "artvc restore = `artvc checkout ds:v0 --to EMPTY` from the local store; DVC/git-lfs restore = "
-            "git clone + pull from their local-dir remote; restic/borg restore from their repository. "
+            "v1 growth = after v1 − after init; v2 growth = after v2 − after the no-op steps (artvc: − right before "
+            "the v2 commit, since its pushes of v1 write remote-tracking state into .artvc, listed below).",
+            "Restore from the local store = `artvc checkout ds:v0 --to EMPTY`, beside restic/borg restoring from "
+            "their repository (which is their store and their remote). Restore via clone+pull = `artvc clone REMOTE DIR "
+            "&& cd DIR && artvc pull origin ds:v0`, after v2 is pushed (the remote holds v1 and v2; only v1's data is "
+            "fetched), timed together, beside DVC `git clone -b v1` + `dvc pull` and git-lfs `git clone -b v1` (smudge). "
+            "Bytes uploaded = growth of `du -sb` of the remote folder (artvc: after − before the push; peers: remote size "
+            "after push v1, after v2 − after v1), then the MiB / packs / requests of artvc's summary line. No-op push = a "
+            "further push after v2's, with nothing new: artvc `push` (its request count), DVC `dvc push`, git-lfs `git push origin main "
+            "v1 v2`. SFTP = `sftp://USER@127.0.0.1:PORT/...` served by a throw-away OpenSSH sshd that the harness starts "
+            "on loopback (internal-sftp, ed25519 keys; the remote folder is on the same disk as the local one). "
             "restic/borg no-op status = a second backup; they have no checkout, no separate commit, no push. "
             f"Local-dir remotes are {remotes}; git's auto-gc is off for DVC/git-lfs.",
             "✗ = restored/checked-out files differ from the manifest; ⚠ = unexpected commit output (see below).",
         ]
+        na_seen = set()
         for r in results:
             where = f"{r['tool']} / {r['dataset']} / {r['op']}"
-            if r["tool"] == "artvc" and r.get("rc") and r["op"] != "remote_add":
-                out.append(f"- {where}: `{md_escape(r['cmd'], 200)}` → rc {r['rc']}: {md_escape(r['error'], 300)}")
-            elif r["tool"] == "artvc" and r["op"] == "remote_add" and r.get("rc"):
-                out.append(f"- {where} (setup): rc {r['rc']}: {md_escape(r['error'], 300)}")
+            if r["tool"] == "artvc" and r.get("rc") and not r["op"].startswith("remote_add"):
+                out.append(f"- {where}: `{md_escape(r['cmd'], 600)}` → rc {r['rc']}: {md_escape(r['error'], 400)}")
+            elif r["tool"] == "artvc" and r["op"].startswith("remote_add") and r.get("rc"):
+                out.append(f"- {where} (setup): `{md_escape(r['cmd'], 600)}` → rc {r['rc']}: {md_escape(r['error'], 400)}")
+            if r["op"] in SFTP_OPS and "na" in r and (r["tool"], r["na"]) not in na_seen:
+                na_seen.add((r["tool"], r["na"]))
+                out.append(f"- {r['tool']}: SFTP rows n/a: {r['na']}")
             if r.get("warning"):
                 out.append(f"- {where}: {r['warning']}")
             if r["op"] == "verify" and not r["ok"]:
@@ -485,6 +643,11 @@ class Table:
                         f"v2 {self.raw[ds]['v2']['files']} files {fmt_bytes(self.raw[ds]['v2']['bytes'])}"
                         for ds in datasets)
         out.append(f"Raw data: {raw}.")
+        for ds in datasets:
+            noop, before = self.store("artvc", ds, "after noop"), self.store("artvc", ds, "before v2")
+            if noop is not None and before is not None:
+                out.append(f"artvc {ds}: the pushes of v1 (to every remote) added {fmt_bytes(before - noop)} to "
+                           ".artvc (remote-tracking state): not in the v2 growth row, but in store ÷ raw after v2.")
         return "\n".join(out[:3]) + "\n\n" + "\n".join(out[3:])
 
 
@@ -504,6 +667,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--json-out", help="write the raw results as JSON here")
     ap.add_argument("--md-out", help="also write the table (and notes) here")
     ap.add_argument("--keep", action="store_true", help="keep workspaces, stores and the temp folder")
+    ap.add_argument("--no-sftp", action="store_true", help="skip the SFTP rows (no sshd is started)")
     a = ap.parse_args(argv)
     a.datasets = [d for d in a.datasets.split(",") if d]
     for d in a.datasets:
@@ -552,6 +716,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             log(f"peer {PEER_TITLES[p]} is not installed: skipping it. Install the peers with `{install_hint}`")
     meta["peers"] = tools
+    stack = contextlib.ExitStack()
     try:
         for ds in args.datasets:
             data.build(ds)
@@ -562,7 +727,18 @@ def main(argv: list[str] | None = None) -> int:
         if tools:
             peer_results, meta["peer_versions"], remote_root = run_peers(peers, tools, args.datasets, root, data, args)
             results += peer_results
-        bench = ArtvcBench(artvc_cmd, data, peers, root / "work", remote_root, args.step_timeout, args.keep)
+        sshd, sftp_na = None, "--no-sftp"
+        if not args.no_sftp:
+            mod = load_module("bench_sshd", Path(__file__).resolve().parent / "sshd.py")
+            try:
+                sshd = stack.enter_context(mod.SSHD(root / "work" / "sshd"))
+                meta["sshd"] = {"port": sshd.port, "banner": sshd.banner, "user": sshd.user}
+                log(f"sshd: {sshd.banner} on 127.0.0.1:{sshd.port} (user {sshd.user})")
+            except (mod.SSHDUnavailable, OSError, subprocess.SubprocessError) as ex:
+                sftp_na = f"sshd could not be started: {ex}"
+                log(f"warning: {sftp_na}; the SFTP rows show n/a")
+        bench = ArtvcBench(artvc_cmd, data, peers, root / "work", remote_root, args.step_timeout, args.keep,
+                           sshd=sshd, sftp_na=sftp_na)
         for ds in args.datasets:
             log(f"== artvc / {ds}")
             try:
@@ -570,6 +746,7 @@ def main(argv: list[str] | None = None) -> int:
             except (OSError, RuntimeError, subprocess.CalledProcessError) as ex:
                 log(f"  FAILED: {ex}")
                 bench.results.append({"tool": "artvc", "dataset": ds, "op": "error", "msg": str(ex)[-2000:]})
+        stack.close()  # stop sshd before the table is printed
         results = bench.results + results
         meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         table = Table(report, results, meta["raw"], tools)
@@ -583,6 +760,7 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.json_out).write_text(json.dumps({"meta": meta, "results": results, "table": text}, indent=1))
             log(f"wrote {args.json_out}")
     finally:
+        stack.close()
         if not args.root and not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     return 0
