@@ -145,6 +145,12 @@ class Repo:
                 raise UnknownArtifactError(name)
             removed = []
             for p in paths:
+                refs_kept = [ref for ref in settings.get("refs", [])
+                             if p.strip("/") not in (ref.get("as") or referencing.default_entry_path(ref["uri"]), ref["uri"])]
+                if len(refs_kept) != len(settings.get("refs", [])):
+                    removed.extend(ref["uri"] for ref in settings["refs"] if ref not in refs_kept)
+                    settings["refs"] = refs_kept
+                    continue
                 r = to_repo_path(self.root, p, cwd)
                 kept = [t for t in settings["paths"] if not (t == r or t.startswith(r + "/") or r == ".")]
                 if len(kept) == len(settings["paths"]):
@@ -405,7 +411,7 @@ class Repo:
                 refs.set_head(txn, version.name, bytes.fromhex(version.id))
                 settings = refs.get_artifact(txn, version.name) or {"type": version.type, "paths": []}
                 if not settings["paths"]:
-                    settings["paths"] = list(version.record.paths) or sorted({e.path for e in version.entries})
+                    settings["paths"] = list(version.record.paths) or sorted({e.path for e in version.entries if e.kind != KIND_REFERENCE})
                     refs.put_artifact(txn, version.name, settings)
             self.write_lock()
         return CheckoutResult(version, len(plan.writes) + len(plan.refs) - len(skipped), len(plan.deletes), plan.unchanged, skipped)
@@ -516,9 +522,9 @@ class Repo:
         with self.locked(exclusive=True):
             return repair_mod.repair(self._repository, fetch)
 
-    def verify_remote(self, remote: str | None = None) -> list[tuple[str, str]]:
-        """(what, problem) for every remote version whose record, manifest or chunks the remote lacks."""
-        return sharing.verify_remote(self, remote)
+    def verify_remote(self, remote: str | None = None, read_data: bool = False) -> list[tuple[str, str]]:
+        """(what, problem) for every remote version whose record, manifest or chunks are missing or damaged."""
+        return sharing.verify_remote(self, remote, read_data)
 
     # ---- lineage and the lock -------------------------------------------------------------------
     def lineage(self, spec: str, down: bool = False, depth: int | None = None) -> lineage_mod.Graph:
@@ -586,7 +592,10 @@ class Repo:
         return list(self._repository.remotes().values())
 
     def add_remote(self, name: str, url: str, options: dict[str, str] | None = None, default: bool = False) -> RemoteConfig:
+        """Add a remote; a local folder given as a relative path is stored absolute (relative to where you are)."""
         check_name(name)
+        if "://" not in url:
+            url = os.path.abspath(os.path.expanduser(url))
         self._repository.add_remote(name, url, dict(options or {}), default)
         return self._repository.remotes()[name]
 
@@ -652,5 +661,5 @@ class Run:
     def use_artifact(self, spec: str) -> Version:
         return self.repo.use_artifact(spec)
 
-    def log_artifact(self, artifact: Artifact, aliases: Iterable[str] = (), message: str = "") -> Version:
-        return self.repo.log_artifact(artifact, aliases=aliases, message=message)
+    def log_artifact(self, artifact: Artifact, aliases: Iterable[str] = (), message: str = "", inputs: Iterable[str] = ()) -> Version:
+        return self.repo.log_artifact(artifact, aliases=aliases, message=message, inputs=inputs)

@@ -267,7 +267,7 @@ def show(spec: str, as_json: bool) -> None:
         return
     for key in ("spec", "id", "type", "aliases", "created", "author", "message", "files", "bytes", "metadata", "inputs", "git", "job_type", "paths"):
         value = info[key]
-        if isinstance(value, (dict, list)):
+        if isinstance(value, (dict, list)) or value is None:
             value = json.dumps(value, sort_keys=True)
         click.echo(f"{key + ':':10s} {value}")
 
@@ -353,8 +353,9 @@ def alias(args: tuple[str, ...], delete: bool) -> None:
 @click.option("--refs", "refs", is_flag=True, help="Check that external references still match what was recorded.")
 @click.option("--remote", "remote", default=None, help="Check a remote by its indexes and metadata instead.")
 @click.option("--repair", is_flag=True, help="Rebuild indexes from the packs, salvage damaged packs, re-fetch lost chunks.")
+@click.option("--read-data", is_flag=True, help="With --remote: also read every chunk by byte range and re-hash it.")
 @verbosity
-def verify(specs: tuple[str, ...], refs: bool, remote: str | None, repair: bool) -> None:
+def verify(specs: tuple[str, ...], refs: bool, remote: str | None, repair: bool, read_data: bool) -> None:
     """Re-read and re-hash stored data; exit 1 if anything is damaged."""
     if repair:
         r = open_repo().repair(remote)
@@ -365,7 +366,7 @@ def verify(specs: tuple[str, ...], refs: bool, remote: str | None, repair: bool)
             raise ArtvcError(f"{r.chunks_missing} chunks are lost here and on the remote; the versions that need them cannot be checked out")
         return
     if remote is not None:
-        problems = open_repo().verify_remote(remote)
+        problems = open_repo().verify_remote(remote, read_data=read_data)
         for what, problem in problems:
             click.echo(f"damaged {what}: {problem}")
         if problems:

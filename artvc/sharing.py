@@ -204,9 +204,10 @@ def get(url: str, spec: str, path: str | None, dest: str | None, options: dict[s
 
 
 
-def verify_remote(repo: "Repo", remote: str | None) -> list[tuple[str, str]]:
+def verify_remote(repo: "Repo", remote: str | None, read_data: bool = False) -> list[tuple[str, str]]:
     """Check a remote by its indexes and metadata: every version's blobs are named by a pack index,
-    every indexed pack exists, and records and manifests hash right. Data chunks are not downloaded."""
+    every indexed pack exists, and records and manifests hash right. With read_data, every chunk is
+    also read by byte range and re-hashed (nothing is kept)."""
     from .remote import layout
     from .store import StoreWriter
 
@@ -239,6 +240,11 @@ def verify_remote(repo: "Repo", remote: str | None) -> list[tuple[str, str]]:
                         absent = sum(1 for e in entries if e.kind == KIND_FILE for c, _ in e.chunks if sync.state.locate(txn, c) is None)
                     if absent:
                         problems.append((spec, f"{absent} chunks are in no pack index of the remote"))
+                    elif read_data:
+                        try:
+                            sync.transfer.check_blobs(c for e in entries if e.kind == KIND_FILE for c, _ in e.chunks)
+                        except ArtvcError as exc:
+                            problems.append((spec, f"data: {exc}"))
         scratch.close()
     finally:
         close_index(os.path.join(work, ".artvc", "index"))

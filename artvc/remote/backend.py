@@ -66,6 +66,10 @@ class RetryingBackend:
         self.attempts = attempts
         self.delay = delay
 
+    def __getattr__(self, name: str):
+        """Backend-specific extras (root, protocol, check_bucket) pass through the wrapper."""
+        return getattr(self.inner, name)
+
     def _call(self, fn: Callable, *args):
         for attempt in range(self.attempts):
             try:
@@ -102,6 +106,9 @@ class RetryingBackend:
 
 class CountingBackend:
     """Counts requests by operation (for `push` reports, benchmarks and tests)."""
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
 
     def __init__(self, inner: Backend) -> None:
         self.inner = inner

@@ -8,6 +8,7 @@ fetch: pack indexes, version files and aliases; metadata (records, manifests) of
 """
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -59,11 +60,14 @@ class Sync:
         try:
             raw = self.backend.load(layout.MARKER)
         except RemoteNotFoundError:
-            if not create:
-                raise RemoteNotFoundError(f"{self.backend.url} is not an artvc remote (no {layout.MARKER}); push to it first") from None
             check_bucket = getattr(self.backend, "check_bucket", None)
             if check_bucket is not None:
                 check_bucket()
+            if not create:
+                root = getattr(self.backend, "root", None)
+                if getattr(self.backend, "protocol", "") == "file" and root and not os.path.isdir(root):
+                    raise RemoteNotFoundError(f"the remote folder {root} does not exist (moved, or a share not mounted?)") from None
+                raise RemoteNotFoundError(f"{self.backend.url} is not an artvc remote (no {layout.MARKER} there); check the URL, or push to it first") from None
             try:
                 self.backend.create(layout.MARKER, layout.marker_bytes())
             except RemoteExistsError:

@@ -112,11 +112,24 @@ class Transfer:
     def download_blobs(self, blob_ids: Iterable[bytes], writer: StoreWriter) -> int:
         """Fetch the blobs the local store lacks, verified, into `writer`. Returns bytes read."""
         store = self.repo.store
+        with self.repo.index.read() as txn:
+            todo = [b for b in dict.fromkeys(blob_ids) if store.locate(b, txn) is None and b not in writer]
+        total = 0
+        for size, blobs in self._read_verified(todo):
+            total += size
+            for blob_id, loc, stored in blobs:
+                writer.add_verified(blob_id, loc.blob_type, loc.compression, stored, loc.raw_len)
+        return total
+
+    def check_blobs(self, blob_ids: Iterable[bytes]) -> int:
+        """Read and re-hash blobs on the remote without keeping them (verify --remote --read-data)."""
+        return sum(size for size, _ in self._read_verified(list(dict.fromkeys(blob_ids))))
+
+    def _read_verified(self, blob_ids: list[bytes]) -> Iterator[tuple[int, list]]:
+        """Coalesced range reads of remote packs; every blob decompressed within its size and hashed."""
         wanted: dict[bytes, list[tuple[bytes, BlobLocation]]] = {}
         with self.repo.index.read() as txn:
-            for blob_id in dict.fromkeys(blob_ids):
-                if store.locate(blob_id, txn) is not None or blob_id in writer:
-                    continue
+            for blob_id in blob_ids:
                 loc = self.state.locate(txn, blob_id)
                 if loc is None:
                     raise MissingObjectError(blob_id.hex(), f"blob on {self.backend.url}")
@@ -134,7 +147,6 @@ class Transfer:
                         current = []
                 current.append(blob)
             ranges.append((pack_id, current))
-        total = 0
 
         def load(job):
             pack_id, blobs = job
@@ -152,12 +164,9 @@ class Transfer:
             return len(data), out
 
         for size, blobs in bounded_map(load, ranges, self.jobs):
-            total += size
-            for blob_id, loc, stored in blobs:
-                writer.add_verified(blob_id, loc.blob_type, loc.compression, stored, loc.raw_len)
+            self.bytes_down += size
             self.progress(size)
-        self.bytes_down += total
-        return total
+            yield size, blobs
 
 
 def bounded_map(fn: Callable, items: list, jobs: int) -> Iterator:
