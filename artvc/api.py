@@ -273,7 +273,9 @@ class Repo:
         results = []
         for name in names:
             settings = all_settings[name]
-            ref_entries = referencing.entries_for(settings.get("refs", []))
+            previous = {e.path: e for v in (self._latest(name), self.head(name)) if v is not None for e in v.entries
+                        if e.kind == KIND_REFERENCE}
+            ref_entries = referencing.entries_for(settings.get("refs", []), previous)
             disk = ws.scan(settings["paths"], self.reporter.warn)
             for e in ref_entries:
                 disk.pop(e.path, None)
@@ -420,8 +422,8 @@ class Repo:
                      workspace: bool = False, strict: bool = False) -> tuple[materialize.Plan, list[str]]:
         ws = self.workspace
         digests_of = ws.digests if workspace else (lambda files: {f.path: ws_hash(root, f) for f in files})
-        ref_unchanged = ws.stat_unchanged if workspace else (lambda path, st: False)
-        plan = materialize.make_plan(root, target, current, force, digests_of, ref_unchanged)
+        ref_written = ws.reference_written if workspace else (lambda path, st: None)
+        plan = materialize.make_plan(root, target, current, force, digests_of, ref_written, referencing.signature)
         materialize.check_plan(plan)
         self._require_data(version, plan.writes)
         total = sum(e.size for e in plan.writes) + sum(e.size for e in plan.refs)
@@ -429,9 +431,10 @@ class Repo:
             written = materialize.apply_plan(root, plan, self._repository.store, task.advance)
             refs = referencing.materialize(root, plan.refs, strict, task.advance) if plan.refs else referencing.RefOutcome()
         if workspace:
-            remembered = [(DiskFile.from_stat(e.path, st), e.digest) for e, st in written if e.kind == KIND_FILE]
-            remembered += [(DiskFile.from_stat(p, os.lstat(os.path.join(root, *p.split("/")))), d) for p, d in refs.written]
-            ws.remember(remembered)
+            ws.remember([(DiskFile.from_stat(e.path, st), e.digest) for e, st in written if e.kind == KIND_FILE])
+            by_path = {e.path: e for e in plan.refs}
+            ws.remember_references([(p, os.lstat(os.path.join(root, *p.split("/"))), referencing.signature(by_path[p]))
+                                    for p, _ in refs.written])
         for path, problem in refs.skipped:
             self.reporter.warn(f"skipped external reference {path}: {problem} (use --strict to make this an error)")
         return plan, [p for p, _ in refs.skipped]

@@ -33,7 +33,8 @@ class Plan:
 
 
 DigestsOf = Callable[[list[DiskFile]], dict[str, bytes]]
-RefUnchanged = Callable[[str, os.stat_result], bool]
+RefWritten = Callable[[str, os.stat_result], "bytes | None"]
+Signature = Callable[[Entry], bytes]
 WRITERS = 8
 
 
@@ -73,11 +74,11 @@ class _Disk:
 
 
 def make_plan(root: str, target: list[Entry], current: dict[str, Entry], force: bool, digests_of: DigestsOf,
-              ref_unchanged: RefUnchanged = lambda path, st: False) -> Plan:
+              ref_written: RefWritten = lambda path, st: None, signature: Signature = lambda e: b"") -> Plan:
     """Decide what to write and delete; conflicts are listed, not resolved.
 
-    A file that came from an external reference counts as unmodified when `ref_unchanged` says its
-    stat is what it was when artvc wrote it.
+    A file written from an external reference is untouched when `ref_written` returns the signature
+    of the reference it came from (its stat is what it was when artvc wrote it).
     """
     plan = Plan()
     if not current and (not os.path.isdir(root) or not os.listdir(root)):
@@ -98,7 +99,7 @@ def make_plan(root: str, target: list[Entry], current: dict[str, Entry], force: 
         st = disk.stats.get(path)
         if st is None:
             continue
-        if disk.matches(path, entry) or force or (entry.kind == KIND_REFERENCE and ref_unchanged(path, st)):
+        if disk.matches(path, entry) or force or (entry.kind == KIND_REFERENCE and ref_written(path, st) is not None):
             if not statmod.S_ISDIR(st.st_mode):
                 plan.deletes.append(path)
         else:
@@ -115,7 +116,7 @@ def make_plan(root: str, target: list[Entry], current: dict[str, Entry], force: 
                     plan.conflicts.append(parent)
         st = disk.stats.get(entry.path)
         if entry.kind == KIND_REFERENCE:
-            _plan_reference(plan, entry, st, current.get(entry.path), force, disk, ref_unchanged)
+            _plan_reference(plan, entry, st, current.get(entry.path), force, disk, ref_written, signature)
             continue
         if st is None:
             plan.writes.append(entry)
@@ -134,17 +135,17 @@ def make_plan(root: str, target: list[Entry], current: dict[str, Entry], force: 
 
 
 def _plan_reference(plan: Plan, entry: Entry, st: os.stat_result | None, now: Entry | None, force: bool,
-                    disk: "_Disk", ref_unchanged: RefUnchanged) -> None:
+                    disk: "_Disk", ref_written: RefWritten, signature: Signature) -> None:
     if st is None:
         plan.refs.append(entry)
         return
     if statmod.S_ISDIR(st.st_mode):
         plan.conflicts.append(entry.path + "/")
         return
-    untouched = ref_unchanged(entry.path, st)
-    if now is not None and now.same_content(entry) and untouched:
+    written_from = ref_written(entry.path, st)
+    if written_from is not None and written_from == signature(entry):
         plan.unchanged += 1
-    elif force or (now is not None and (untouched if now.kind == KIND_REFERENCE else disk.matches(entry.path, now))):
+    elif force or written_from is not None or (now is not None and now.kind != KIND_REFERENCE and disk.matches(entry.path, now)):
         plan.refs.append(entry)
     else:
         plan.conflicts.append(entry.path)

@@ -12,7 +12,15 @@ from urllib.parse import unquote, urlsplit
 
 from . import chunker
 from .checkout import safe_mkdirs
-from .errors import ArtvcError, CorruptObjectError, PathError, RemoteAuthError, RemoteError, RemoteUnreachableError
+from .errors import (
+    ArtvcError,
+    CorruptObjectError,
+    PathError,
+    RemoteAuthError,
+    RemoteError,
+    RemoteNotFoundError,
+    RemoteUnreachableError,
+)
 from .fsutil import atomic_writer
 from .manifest import KIND_REFERENCE, Entry, check_entry_path
 
@@ -28,10 +36,18 @@ def default_entry_path(uri: str) -> str:
     return base
 
 
-def entries_for(refs: Iterable[dict[str, Any]]) -> list[Entry]:
-    """Resolve tracked references to entries: one per object, with the checksums their source gives."""
+INFORMATIONAL = {"mtime"}
+
+
+def entries_for(refs: Iterable[dict[str, Any]], previous: dict[str, Entry] | None = None) -> list[Entry]:
+    """Resolve tracked references to entries: one per object, with the checksums their source gives.
+
+    An object that differs from its `previous` entry only in informational fields (mtime) keeps
+    the previous entry, so touching a file makes no new version.
+    """
     from .remote import references
 
+    previous = previous or {}
     out: dict[str, Entry] = {}
     for ref in refs:
         base = (ref.get("as") or default_entry_path(ref["uri"])).strip("/")
@@ -44,8 +60,23 @@ def entries_for(refs: Iterable[dict[str, Any]]) -> list[Entry]:
                 raise PathError(f"reference {obj.uri} would be stored at the invalid path {path!r}; give another with --as") from None
             if path in out:
                 raise PathError(f"two references would be stored at {path!r}; give one of them another path with --as")
-            out[path] = Entry(path, KIND_REFERENCE, size=obj.size, uri=obj.uri, checksums=obj.checksums)
+            entry = Entry(path, KIND_REFERENCE, size=obj.size, uri=obj.uri, checksums=obj.checksums)
+            before = previous.get(path)
+            if before is not None and before.kind == KIND_REFERENCE and _same_but_informational(before, entry):
+                entry = before
+            out[path] = entry
     return [out[p] for p in sorted(out)]
+
+
+def _same_but_informational(a: Entry, b: Entry) -> bool:
+    strip = lambda e: tuple((k, v) for k, v in e.checksums if k not in INFORMATIONAL)  # noqa: E731
+    return a.uri == b.uri and a.size == b.size and strip(a) == strip(b)
+
+
+def signature(entry: Entry) -> bytes:
+    """What a file written from a reference was written from: its URI and checksums, hashed."""
+    text = entry.uri + "\0" + "\0".join(f"{k}={v}" for k, v in entry.checksums)
+    return chunker.hash_bytes(text.encode("utf-8", "surrogateescape"))
 
 
 @dataclass
@@ -71,6 +102,8 @@ def materialize(root: str, entries: list[Entry], strict: bool, progress: Callabl
                     progress(len(block))
         except references.ReferenceDrift as exc:
             raise ArtvcError(f"reference {entry.path} ({entry.uri}) no longer matches this version: {exc}; nothing was written for it") from None
+        except RemoteNotFoundError as exc:
+            raise ArtvcError(f"reference {entry.path} is gone from its source ({exc}); nothing was written for it") from None
         except (RemoteUnreachableError, RemoteAuthError) as exc:
             if strict:
                 raise ArtvcError(f"reference {entry.path} could not be read: {exc}") from None

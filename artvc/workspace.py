@@ -29,6 +29,8 @@ IGNORE_FILE = ".artvcignore"
 # so a write in the same timestamp tick as the hashing (2 s on the coarsest filesystems) is never missed.
 RACY_WINDOW_NS = 2_000_000_000
 STAT = struct.Struct("<QqQq32s")
+# Files written from external references are remembered under this prefix (no path starts with NUL).
+REF_KEY = b"\0ref:"
 HASH_BLOCK = 8 << 20
 
 
@@ -149,14 +151,26 @@ class Workspace:
             return None
         return digest
 
-    def stat_unchanged(self, rel: str, st: os.stat_result) -> bool:
-        """True when the stat cache holds exactly this stat for `rel` (the file is as artvc last saw it)."""
+    def reference_written(self, rel: str, st: os.stat_result) -> bytes | None:
+        """The signature of the reference artvc wrote at `rel`, if the file is untouched since."""
         with self.repo.index.read() as txn:
-            raw = txn.get(rel.encode("utf-8", "surrogateescape"), db=self.repo.index.db["statcache"])
+            raw = txn.get(REF_KEY + rel.encode("utf-8", "surrogateescape"), db=self.repo.index.db["statcache"])
         if raw is None or len(raw) != STAT.size + 8:
-            return False
-        size, mtime_ns, ino, ctime_ns, _ = STAT.unpack_from(raw)
-        return (size, mtime_ns, ino, ctime_ns) == (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+            return None
+        size, mtime_ns, ino, ctime_ns, signature = STAT.unpack_from(raw)
+        if (size, mtime_ns, ino, ctime_ns) != (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns):
+            return None
+        return signature
+
+    def remember_references(self, items: list[tuple[str, os.stat_result, bytes]]) -> None:
+        """Record which reference (by signature) each file was written from, with its stat."""
+        if not items:
+            return
+        now = time.time_ns()
+        with self.repo.index.write() as txn:
+            for rel, st, signature in items:
+                value = STAT.pack(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, signature) + struct.pack("<q", now)
+                txn.put(REF_KEY + rel.encode("utf-8", "surrogateescape"), value, db=self.repo.index.db["statcache"])
 
     def remember(self, items: list[tuple[DiskFile, bytes]]) -> None:
         """Record digests in the stat cache, stamped with the time they were taken."""

@@ -136,9 +136,9 @@ class _Source:
         return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + "/" + rel, "", ""))
 
     def _fsspec_ref(self, uri: str, rel: str, info: dict, checksum: bool, fs) -> RefObject:
-        size = int(info.get("size") or 0)
         if not checksum:
-            return RefObject(uri, rel, size, ())
+            return RefObject(uri, rel, 0, ())
+        size = int(info.get("size") or 0)
         sums: dict[str, str] = {}
         if self.scheme == "s3":
             sums["etag"] = str(info.get("ETag", "")).strip('"')
@@ -177,12 +177,12 @@ class _Source:
         for full, attr in files:
             rel = full[len(root.rstrip("/")) + 1 :] if full != root else ""
             uri = self._child_uri(rel) if rel else self.uri
-            sums = ()
+            sums: tuple[tuple[str, str], ...] = ()
             if checksum:
                 with sftp.open(full, "rb") as f:
                     f.prefetch()
                     sums = (("blake3", _blake3_of(f)), ("mtime", str(attr.st_mtime)))
-            out.append(RefObject(uri, rel, int(attr.st_size or 0), sums))
+            out.append(RefObject(uri, rel, int(attr.st_size or 0) if checksum else 0, sums))
         return out
 
     def _http_object(self, uri: str, rel: str, checksum: bool) -> RefObject:
@@ -196,7 +196,7 @@ class _Source:
             raise RemoteError(f"{uri} answered HTTP {exc.code}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise translate(getattr(exc, "reason", exc) if isinstance(getattr(exc, "reason", None), BaseException) else exc, uri, "HEAD") from None
-        size = int(headers.get("Content-Length") or 0)
+        size = int(headers.get("Content-Length") or 0) if checksum else 0
         sums = {}
         if checksum:
             for header, key in (("ETag", "etag"), ("Content-Length", "content_length"), ("Last-Modified", "last_modified")):
@@ -211,8 +211,11 @@ class _Source:
             if self.scheme in ("http", "https"):
                 with urllib.request.urlopen(uri, timeout=float(self.options.get("timeout", HTTP_TIMEOUT))) as response:
                     etag = (response.headers.get("ETag") or "").strip('"')
-                    if checksums.get("etag") and etag and etag != checksums["etag"]:
-                        raise ReferenceDrift(f"ETag is now {etag}, recorded {checksums['etag']}")
+                    if checksums.get("etag") and etag != checksums["etag"]:
+                        raise ReferenceDrift(f"ETag is now {etag or 'absent'}, recorded {checksums['etag']}")
+                    modified = response.headers.get("Last-Modified") or ""
+                    if not checksums.get("etag") and checksums.get("last_modified") and modified != checksums["last_modified"]:
+                        raise ReferenceDrift(f"Last-Modified is now {modified or 'absent'}, recorded {checksums['last_modified']}")
                     yield from iter(lambda: response.read(BLOCK), b"")
                 return
             if self.scheme in ("sftp", "ssh"):
