@@ -45,6 +45,11 @@ def translate(exc: BaseException, url: str, what: str) -> RemoteError:
     if isinstance(exc, FileExistsError):
         return RemoteExistsError(f"{what}: already exists on {url}")
     if isinstance(exc, PermissionError):
+        if url.startswith(("s3://", "s3a://")):
+            return RemoteAuthError(
+                f"{what}: access denied on {url} ({text}); check the credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE, "
+                f"~/.aws/credentials) and the bucket's permissions"
+            )
         return RemotePermissionError(f"{what}: permission denied on {url} ({text})")
     if name in ("AuthenticationException", "BadAuthenticationType", "PasswordRequiredException", "NoCredentialsError", "PartialCredentialsError"):
         return RemoteAuthError(f"authentication to {url} failed ({text}); check the user, keys or credentials")
