@@ -30,6 +30,7 @@ class Plan:
     conflicts: list[str] = field(default_factory=list)
     unchanged: int = 0
     refs: list[Entry] = field(default_factory=list)
+    reuse: dict[str, Entry] = field(default_factory=dict)
 
 
 DigestsOf = Callable[[list[DiskFile]], dict[str, bytes]]
@@ -127,7 +128,10 @@ def make_plan(root: str, target: list[Entry], current: dict[str, Entry], force: 
                 plan.writes.append(entry)
         elif disk.matches(entry.path, entry):
             plan.unchanged += 1
-        elif force or (entry.path in current and disk.matches(entry.path, current[entry.path])):
+        elif entry.path in current and disk.matches(entry.path, current[entry.path]):
+            plan.writes.append(entry)
+            plan.reuse[entry.path] = current[entry.path]
+        elif force:
             plan.writes.append(entry)
         else:
             plan.conflicts.append(entry.path)
@@ -188,13 +192,20 @@ def _file_mode(executable: bool) -> int:
     return (0o777 if executable else 0o666) & ~umask
 
 
-def write_entry(root: str, entry: Entry, store: Store) -> os.stat_result:
-    """Write one entry atomically below root (its folder must exist) and return the stat of the result."""
+def write_entry(root: str, entry: Entry, store: Store, reuse: Entry | None = None) -> os.stat_result:
+    """Write one entry atomically below root (its folder must exist) and return the stat of the result.
+
+    `reuse` is the verified, unmodified file now at that path: chunks it shares with the target are
+    copied from it in the kernel instead of being read from the store.
+    """
     path = os.path.join(root, *entry.path.split("/"))
     if entry.kind == KIND_SYMLINK:
         tmp = temp_name_for(path)
         os.symlink(entry.target, tmp)
         os.replace(tmp, path)
+        return os.lstat(path)
+    if reuse is not None and reuse.kind == KIND_FILE and len(entry.chunks) > 1 and _shares_chunks(entry, reuse):
+        _write_reusing(path, entry, reuse, store)
         return os.lstat(path)
     hasher = chunker.new_hasher()
     with atomic_writer(path, durable=False, mode=_file_mode(entry.executable)) as f:
@@ -204,6 +215,58 @@ def write_entry(root: str, entry: Entry, store: Store) -> os.stat_result:
         if hasher.digest() != entry.digest:
             raise CorruptObjectError(f"content of {entry.path}", entry.digest.hex(), hasher.hexdigest())
     return os.lstat(path)
+
+
+def _shares_chunks(entry: Entry, old: Entry) -> bool:
+    have = {c for c, _ in old.chunks}
+    shared = sum(n for c, n in entry.chunks if c in have)
+    return shared * 2 > entry.size
+
+
+def _write_reusing(path: str, entry: Entry, old: Entry, store: Store) -> None:
+    """Build the new file from runs copied out of the old one (copy_file_range) and chunks from the store."""
+    where: dict[bytes, int] = {}
+    offset = 0
+    for chunk_id, length in old.chunks:
+        where.setdefault(chunk_id, offset)
+        offset += length
+    tmp = temp_name_for(path)
+    with open(path, "rb") as src, open(tmp, "xb", buffering=0) as dst:
+        try:
+            run_src = run_len = 0
+            for chunk_id, length in entry.chunks:
+                at = where.get(chunk_id)
+                if at is not None and run_len and at == run_src + run_len:
+                    run_len += length
+                    continue
+                _copy(src.fileno(), dst.fileno(), run_src, run_len)
+                run_src, run_len = (at, length) if at is not None else (0, 0)
+                if at is None:
+                    dst.write(store.get_blob(chunk_id, "chunk"))
+            _copy(src.fileno(), dst.fileno(), run_src, run_len)
+            if os.fstat(dst.fileno()).st_size != entry.size:
+                raise CorruptObjectError(f"content of {entry.path} has the wrong size")
+            os.chmod(tmp, _file_mode(entry.executable))
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    os.replace(tmp, path)
+
+
+def _copy(src: int, dst: int, offset: int, length: int) -> None:
+    """Append `length` bytes of src from `offset` to dst, in the kernel when it can."""
+    while length:
+        try:
+            done = os.copy_file_range(src, dst, length, offset)
+        except OSError:
+            done = 0
+        if done <= 0:
+            data = os.pread(src, min(length, 8 << 20), offset)
+            if not data:
+                raise CorruptObjectError("a file being reused shrank during the checkout")
+            done = os.write(dst, data)
+        offset += done
+        length -= done
 
 
 def apply_plan(root: str, plan: Plan, store: Store, progress: Callable[[int], None] = lambda n: None) -> list[tuple[Entry, os.stat_result]]:
@@ -227,7 +290,7 @@ def apply_plan(root: str, plan: Plan, store: Store, progress: Callable[[int], No
         window: deque[tuple[Future, Entry]] = deque()
         try:
             for entry in plan.writes:
-                window.append((pool.submit(write_entry, root, entry, store), entry))
+                window.append((pool.submit(write_entry, root, entry, store, plan.reuse.get(entry.path)), entry))
                 if len(window) >= 4 * WRITERS:
                     fut, done = window.popleft()
                     written.append((done, fut.result()))
