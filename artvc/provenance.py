@@ -5,11 +5,13 @@ import getpass
 import os
 from typing import Any
 
-from dulwich.errors import NotGitRepository
-from dulwich.repo import Repo as GitRepo
 
 
-def _open_git(path: str) -> GitRepo | None:
+def _open_git(path: str):
+    """The dulwich Repo of the git work tree holding `path`, or None (dulwich loads only here)."""
+    from dulwich.errors import NotGitRepository
+    from dulwich.repo import Repo as GitRepo
+
     try:
         return GitRepo.discover(path)
     except (NotGitRepository, OSError):
@@ -35,7 +37,7 @@ def git_info(path: str) -> dict[str, Any] | None:
         repo.close()
 
 
-def _is_dirty(repo: GitRepo) -> bool:
+def _is_dirty(repo) -> bool:
     """True when tracked files differ from HEAD (untracked files do not count, as in `git describe --dirty`)."""
     from dulwich import porcelain
 

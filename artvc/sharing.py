@@ -4,7 +4,6 @@ Remote libraries are imported only when a remote is used, so local commands star
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import posixpath
 import shutil
@@ -182,10 +181,10 @@ def get(url: str, spec: str, path: str | None, dest: str | None, options: dict[s
             target = os.path.abspath(dest or posixpath.basename(prefix))
             if len(matching) == 1 and matching[0].path == prefix:
                 target_root = os.path.dirname(target)
-                entries = [dataclasses.replace(matching[0], path=os.path.basename(target))]
+                entries = [matching[0]._replace(path=os.path.basename(target))]
             else:
                 target_root = target
-                entries = [dataclasses.replace(e, path=e.path[len(prefix) + 1 :]) for e in matching]
+                entries = [e._replace(path=e.path[len(prefix) + 1 :]) for e in matching]
         os.makedirs(target_root, exist_ok=True)
         plan = materialize.make_plan(target_root, entries, {}, False, lambda files: {})
         materialize.check_plan(plan)

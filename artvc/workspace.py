@@ -12,9 +12,7 @@ import stat as statmod
 import struct
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
-
-from dulwich.ignore import IgnoreFilter
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 from . import chunker
 from .errors import PathError
@@ -34,9 +32,8 @@ REF_KEY = b"\0ref:"
 HASH_BLOCK = 8 << 20
 
 
-@dataclass(frozen=True)
-class DiskFile:
-    """What a scan saw at one path."""
+class DiskFile(NamedTuple):
+    """What a scan saw at one path (a NamedTuple: a scan makes one per file)."""
 
     path: str
     kind: int
@@ -88,9 +85,14 @@ class Workspace:
         self.root = repo.root
         self._ignore = self._load_ignore()
 
-    def _load_ignore(self) -> IgnoreFilter | None:
+    def _load_ignore(self):
+        """gitignore rules from .artvcignore (dulwich is imported only when the file exists)."""
         path = os.path.join(self.root, IGNORE_FILE)
-        return IgnoreFilter.from_path(path) if os.path.isfile(path) else None
+        if not os.path.isfile(path):
+            return None
+        from dulwich.ignore import IgnoreFilter
+
+        return IgnoreFilter.from_path(path)
 
     def is_ignored(self, rel: str, is_dir: bool) -> bool:
         name = rel.rsplit("/", 1)[-1]
