@@ -202,7 +202,11 @@ def write_entry(root: str, entry: Entry, store: Store, reuse: Entry | None = Non
     if entry.kind == KIND_SYMLINK:
         tmp = temp_name_for(path)
         os.symlink(entry.target, tmp)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
         return os.lstat(path)
     if reuse is not None and reuse.kind == KIND_FILE and len(entry.chunks) > 1 and _shares_chunks(entry, reuse):
         _write_reusing(path, entry, reuse, store)
@@ -242,7 +246,7 @@ def _write_reusing(path: str, entry: Entry, old: Entry, store: Store) -> None:
                 _copy(src.fileno(), dst.fileno(), run_src, run_len)
                 run_src, run_len = (at, length) if at is not None else (0, 0)
                 if at is None:
-                    dst.write(store.get_blob(chunk_id, "chunk"))
+                    _write_all(dst.fileno(), store.get_blob(chunk_id, "chunk"))
             _copy(src.fileno(), dst.fileno(), run_src, run_len)
             if os.fstat(dst.fileno()).st_size != entry.size:
                 raise CorruptObjectError(f"content of {entry.path} has the wrong size")
@@ -251,6 +255,12 @@ def _write_reusing(path: str, entry: Entry, old: Entry, store: Store) -> None:
             os.unlink(tmp)
             raise
     os.replace(tmp, path)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _copy(src: int, dst: int, offset: int, length: int) -> None:
@@ -264,7 +274,8 @@ def _copy(src: int, dst: int, offset: int, length: int) -> None:
             data = os.pread(src, min(length, 8 << 20), offset)
             if not data:
                 raise CorruptObjectError("a file being reused shrank during the checkout")
-            done = os.write(dst, data)
+            _write_all(dst, data)
+            done = len(data)
         offset += done
         length -= done
 

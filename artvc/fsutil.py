@@ -41,7 +41,10 @@ def atomic_writer(path: str, *, durable: bool = True, mode: int | None = None) -
             os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        f.close()
+        try:
+            f.close()
+        except OSError:
+            pass  # closing flushes; on a full disk that fails too, and the temp file goes anyway
         try:
             os.unlink(tmp)
         except FileNotFoundError:

@@ -11,6 +11,7 @@ and any LMDB index can be rebuilt from the packs alone.
 """
 from __future__ import annotations
 
+import io
 import os
 import struct
 from dataclasses import dataclass
@@ -87,7 +88,15 @@ def decode_blob(stored: bytes, compression: int, raw_len: int, blob_id: bytes) -
     """Decompress (bounded by raw_len) and check the content hash before anything trusts it."""
     if compression == COMPRESSION_ZSTD:
         try:
-            raw = zstandard.ZstdDecompressor().decompress(stored, max_output_size=raw_len)
+            declared = zstandard.frame_content_size(stored)
+            if declared not in (-1, raw_len):
+                raise CorruptObjectError(f"blob {blob_id.hex()[:12]} would inflate to {declared} bytes, not {raw_len}")
+            if declared == raw_len:
+                raw = zstandard.ZstdDecompressor().decompress(stored, max_output_size=raw_len)
+            else:
+                # No size in the frame: read through a stream, never more than one byte past raw_len.
+                with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(stored)) as reader:
+                    raw = reader.read(raw_len + 1)
         except zstandard.ZstdError as exc:
             raise CorruptObjectError(f"blob {blob_id.hex()[:12]} does not decompress: {exc}") from None
     elif compression == COMPRESSION_NONE:

@@ -2,8 +2,10 @@
 
 1. Every pack file is read: intact packs have their blobs (re)indexed; a damaged pack has each blob
    checked on its own, good blobs copied into a new pack, bad ones dropped, and the pack removed.
-2. Version records found in packs but numbered nowhere get numbers again, per artifact in the order
-   of their creation time (aliases and checked-out heads live only in LMDB and cannot be rebuilt).
+2. When the index has lost an artifact's versions, the version records found in packs get numbers
+   again, in the order of their creation time. A record of an artifact the index still numbers is an
+   interrupted commit's garbage and stays unnumbered. Aliases and checked-out heads live only in
+   LMDB and cannot be rebuilt.
 3. Chunks that versions need but the store lacks are fetched back from a remote when one is given.
 """
 from __future__ import annotations
@@ -18,6 +20,7 @@ from .manifest import KIND_FILE
 from .packs import BLOB_RECORD, BlobLocation, decode_blob, read_pack_index
 from .repository import Repository
 from .store import PACK_INFO, StoreWriter
+from .verify import LOST, lost_blobs
 
 
 @dataclass
@@ -60,12 +63,23 @@ def repair(repo: Repository, fetch: Callable[[list[bytes]], int] | None = None) 
             continue
         record_ids += _salvage(repo, pack_id, entries or [], report)
     _renumber_lost_versions(repo, record_ids, report)
-    missing = _missing_chunks(repo, report.dropped_ids)
+    dropped = report.dropped_ids | known_lost(repo)
+    missing = _missing_chunks(repo, dropped)
     report.chunks_missing = len(missing)
     if missing and fetch is not None:
         report.chunks_fetched = fetch(missing)
-        report.chunks_missing = len(_missing_chunks(repo, report.dropped_ids))
+        missing = _missing_chunks(repo, dropped)
+        report.chunks_missing = len(missing)
+    with repo.index.write() as txn:
+        for blob_id in dropped:
+            txn.delete(LOST + blob_id, db=repo.index.db["meta"])
+        for blob_id in missing:
+            txn.put(LOST + blob_id, b"", db=repo.index.db["meta"])
     return report
+
+
+def known_lost(repo: Repository) -> set[bytes]:
+    return lost_blobs(repo)
 
 
 def _salvage(repo: Repository, pack_id: bytes, entries, report: RepairReport) -> list[bytes]:
@@ -110,6 +124,9 @@ def _renumber_lost_versions(repo: Repository, record_ids: list[bytes], report: R
                 lost.setdefault(record.artifact, []).append((record.created, vid))
     with repo.index.write() as txn:
         for name, found in sorted(lost.items()):
+            if refs.latest_number(txn, name) is not None:
+                # The index knows this artifact: an unnumbered record is an interrupted commit's garbage.
+                continue
             for _, vid in sorted(found):
                 number = refs.add_version(txn, name, vid)
                 report.versions_renumbered.append(f"{name}:v{number}")

@@ -15,7 +15,7 @@ from dulwich.config import ConfigFile
 from . import manifest as manifest_codec
 from . import records, trees
 from .chunker import DATA_CHUNKER, HASH_ALGORITHM, TREE_CHUNKER, ChunkerParams
-from .errors import ArtvcError, ConfigError, FormatError, NotARepositoryError
+from .errors import ArtvcError, ConfigError, FormatError, MissingObjectError, NotARepositoryError
 from .fsutil import atomic_writer
 from .index import open_index
 from .manifest import Entry
@@ -189,6 +189,13 @@ class Repository:
             self.config.write_to_file(f)
 
     # ---- objects -----------------------------------------------------------------------------
+    def _record_in(self, txn, version_id: bytes) -> VersionRecord:
+        """A record read through the caller's (write) transaction: LMDB allows one per thread."""
+        loc = self.store.locate(version_id, txn)
+        if loc is None:
+            raise MissingObjectError(version_id.hex(), "version record")
+        return records.decode(self.store.read_located(version_id, loc))
+
     def load_record(self, version_id: bytes) -> VersionRecord:
         return records.decode(self.store.get_blob(version_id, "version record"))
 
@@ -273,6 +280,16 @@ class Repository:
         writer.flush()
         with self.index.write() as txn:
             existing = self.refs.locate_version(txn, version_id)
+            latest_now = self.refs.latest_number(txn, name)
+            if existing is None and latest_now is not None:
+                # Another process may have committed the same content since we looked: same rule.
+                latest_id = self.refs.version_id(txn, name, latest_now)
+                if self._record_in(txn, latest_id).manifest == tree_id.hex():
+                    for alias in aliases:
+                        self.refs.set_alias(txn, name, alias, latest_id)
+                    if set_head:
+                        self.refs.set_head(txn, name, latest_id)
+                    return NewVersion(name, latest_now, latest_id, False)
             number = existing[1] if existing else self.refs.add_version(txn, name, version_id)
             for alias in aliases:
                 self.refs.set_alias(txn, name, alias, version_id)

@@ -11,6 +11,21 @@ from .manifest import KIND_FILE
 from .packs import read_pack_index
 from .repository import Repository
 
+LOST = b"lost:"
+
+
+def lost_blobs(repo: Repository) -> set[bytes]:
+    """Blobs that repair dropped as damaged and could not fetch back."""
+    with repo.index.read() as txn:
+        cur = txn.cursor(db=repo.index.db["meta"])
+        found = set()
+        if cur.set_range(LOST):
+            for key, _ in cur:
+                if not key.startswith(LOST):
+                    break
+                found.add(key[len(LOST) :])
+    return found
+
 
 @dataclass
 class VerifyReport:
@@ -63,9 +78,13 @@ def verify_version(repo: Repository, spec: str, version_id: bytes, report: Verif
         report.damaged_versions.append((spec, f"record or manifest: {exc}"))
         return
     with repo.index.read() as txn:
-        missing = any(store.locate(c, txn) is None for e in entries if e.kind == KIND_FILE for c, _ in e.chunks)
-    if missing:
-        report.not_fetched.append(spec)
+        absent = {c for e in entries if e.kind == KIND_FILE for c, _ in e.chunks if store.locate(c, txn) is None}
+    if absent:
+        lost = absent & lost_blobs(repo)
+        if lost:
+            report.damaged_versions.append((spec, f"{len(lost)} chunks were damaged and no remote had a copy: this version cannot be restored"))
+        else:
+            report.not_fetched.append(spec)
         return
     for entry in entries:
         if entry.kind != KIND_FILE:

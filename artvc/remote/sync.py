@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from .. import records, trees
-from ..errors import CorruptObjectError, PushRejectedError, RemoteError, RemoteExistsError, RemoteNotFoundError
+from ..errors import ArtvcError, CorruptObjectError, PushRejectedError, RemoteError, RemoteExistsError, RemoteNotFoundError
 from ..manifest import KIND_FILE
 from ..repository import Repository
 from ..store import StoreWriter
@@ -202,6 +202,8 @@ class Sync:
         with StoreWriter(self.repo.store) as writer:
             self._fetch_metadata([vid for vs in remote.values() for vid in vs.values()], writer)
         for name, versions in sorted(remote.items()):
+            self._validate(name, versions)
+        for name, versions in sorted(remote.items()):
             self._merge_versions(name, versions, result)
         self._fetch_aliases(result)
         local = self._local_versions()
@@ -225,6 +227,21 @@ class Sync:
             self.transfer.download_blobs([piece for _, _, pieces in pending for piece, _ in pieces], writer)
             writer.flush()
             pending = [trees.decode_node(trees.join_pieces(pieces, get)) for level, _, pieces in pending if level > 0]
+
+    def _validate(self, name: str, remote: dict[int, bytes]) -> None:
+        """Every remote version's record and manifest must decode cleanly before any is numbered here."""
+        with self.repo.index.read() as txn:
+            known = {vid for vid in remote.values() if self.repo.refs.locate_version(txn, vid) is not None}
+        for number, vid in sorted(remote.items()):
+            if vid in known:
+                continue
+            try:
+                record = self.repo.load_record(vid)
+                if record.artifact != name:
+                    raise CorruptObjectError(f"it holds a record of '{record.artifact}'")
+                self.repo.load_manifest(bytes.fromhex(record.manifest))
+            except ArtvcError as exc:
+                raise CorruptObjectError(f"remote version {name}:v{number} on {self.backend.url} is invalid, nothing was fetched: {exc}") from None
 
     def _merge_versions(self, name: str, remote: dict[int, bytes], result: FetchResult) -> None:
         """Remote numbering wins; local versions the remote lacks go on top, in their order."""
