@@ -427,9 +427,13 @@ class Repo:
         materialize.check_plan(plan)
         self._require_data(version, plan.writes)
         total = sum(e.size for e in plan.writes) + sum(e.size for e in plan.refs)
+        temp_dir = None
+        if workspace:
+            temp_dir = os.path.join(self._repository.store.tmp_dir, "checkout")
+            os.makedirs(temp_dir, exist_ok=True)
         with self.reporter.task(f"checkout {version.spec}", total) as task:
-            written = materialize.apply_plan(root, plan, self._repository.store, task.advance)
-            refs = referencing.materialize(root, plan.refs, strict, task.advance) if plan.refs else referencing.RefOutcome()
+            written = materialize.apply_plan(root, plan, self._repository.store, task.advance, temp_dir)
+            refs = referencing.materialize(root, plan.refs, strict, task.advance, temp_dir) if plan.refs else referencing.RefOutcome()
         if workspace:
             ws.remember([(DiskFile.from_stat(e.path, st), e.digest) for e, st in written if e.kind == KIND_FILE])
             by_path = {e.path: e for e in plan.refs}

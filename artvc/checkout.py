@@ -17,7 +17,7 @@ from typing import Callable
 
 from . import chunker
 from .errors import ConflictError, CorruptObjectError, PathError
-from .fsutil import atomic_writer, temp_name_for
+from .fsutil import atomic_writer, is_temp_name, replace_into, temp_name_for
 from .manifest import KIND_FILE, KIND_REFERENCE, KIND_SYMLINK, Entry
 from .store import Store
 from .workspace import DiskFile, iter_parents
@@ -192,7 +192,7 @@ def _file_mode(executable: bool) -> int:
     return (0o777 if executable else 0o666) & ~umask
 
 
-def write_entry(root: str, entry: Entry, store: Store, reuse: Entry | None = None) -> os.stat_result:
+def write_entry(root: str, entry: Entry, store: Store, reuse: Entry | None = None, temp_dir: str | None = None) -> os.stat_result:
     """Write one entry atomically below root (its folder must exist) and return the stat of the result.
 
     `reuse` is the verified, unmodified file now at that path: chunks it shares with the target are
@@ -200,19 +200,19 @@ def write_entry(root: str, entry: Entry, store: Store, reuse: Entry | None = Non
     """
     path = os.path.join(root, *entry.path.split("/"))
     if entry.kind == KIND_SYMLINK:
-        tmp = temp_name_for(path)
+        tmp = temp_name_for(path, temp_dir)
         os.symlink(entry.target, tmp)
         try:
-            os.replace(tmp, path)
+            replace_into(tmp, path)
         except BaseException:
             os.unlink(tmp)
             raise
         return os.lstat(path)
     if reuse is not None and reuse.kind == KIND_FILE and len(entry.chunks) > 1 and _shares_chunks(entry, reuse):
-        _write_reusing(path, entry, reuse, store)
+        _write_reusing(path, entry, reuse, store, temp_dir)
         return os.lstat(path)
     hasher = chunker.new_hasher()
-    with atomic_writer(path, durable=False, mode=_file_mode(entry.executable)) as f:
+    with atomic_writer(path, durable=False, mode=_file_mode(entry.executable), temp_dir=temp_dir) as f:
         for data in store.iter_file(entry.chunks):
             hasher.update(data)
             f.write(data)
@@ -227,14 +227,14 @@ def _shares_chunks(entry: Entry, old: Entry) -> bool:
     return shared * 2 > entry.size
 
 
-def _write_reusing(path: str, entry: Entry, old: Entry, store: Store) -> None:
+def _write_reusing(path: str, entry: Entry, old: Entry, store: Store, temp_dir: str | None) -> None:
     """Build the new file from runs copied out of the old one (copy_file_range) and chunks from the store."""
     where: dict[bytes, int] = {}
     offset = 0
     for chunk_id, length in old.chunks:
         where.setdefault(chunk_id, offset)
         offset += length
-    tmp = temp_name_for(path)
+    tmp = temp_name_for(path, temp_dir)
     with open(path, "rb") as src, open(tmp, "xb", buffering=0) as dst:
         try:
             run_src = run_len = 0
@@ -254,7 +254,7 @@ def _write_reusing(path: str, entry: Entry, old: Entry, store: Store) -> None:
         except BaseException:
             os.unlink(tmp)
             raise
-    os.replace(tmp, path)
+    replace_into(tmp, path)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -280,8 +280,26 @@ def _copy(src: int, dst: int, offset: int, length: int) -> None:
         length -= done
 
 
-def apply_plan(root: str, plan: Plan, store: Store, progress: Callable[[int], None] = lambda n: None) -> list[tuple[Entry, os.stat_result]]:
-    """Delete, prune emptied folders, then write. Returns what was written, with its stat."""
+def sweep_temp_files(root: str, folders: set[str]) -> None:
+    """Remove temporary files a killed checkout left in the folders about to be written."""
+    for folder in folders:
+        try:
+            with os.scandir(os.path.join(root, *folder.split("/")) if folder else root) as it:
+                for de in it:
+                    if is_temp_name(de.name) and de.is_file(follow_symlinks=False):
+                        os.unlink(de.path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+
+
+def apply_plan(root: str, plan: Plan, store: Store, progress: Callable[[int], None] = lambda n: None,
+               temp_dir: str | None = None) -> list[tuple[Entry, os.stat_result]]:
+    """Delete, prune emptied folders, then write. Returns what was written, with its stat.
+
+    With `temp_dir` (on the same filesystem), files are assembled there and renamed into place, so
+    the target folders never hold a partial file, even after a kill -9.
+    """
+    sweep_temp_files(root, {posixpath.dirname(e.path) for e in plan.writes + plan.refs})
     for rel in sorted(plan.deletes, reverse=True):
         path = os.path.join(root, *rel.split("/"))
         try:
@@ -301,7 +319,7 @@ def apply_plan(root: str, plan: Plan, store: Store, progress: Callable[[int], No
         window: deque[tuple[Future, Entry]] = deque()
         try:
             for entry in plan.writes:
-                window.append((pool.submit(write_entry, root, entry, store, plan.reuse.get(entry.path)), entry))
+                window.append((pool.submit(write_entry, root, entry, store, plan.reuse.get(entry.path), temp_dir), entry))
                 if len(window) >= 4 * WRITERS:
                     fut, done = window.popleft()
                     written.append((done, fut.result()))

@@ -1,8 +1,10 @@
 """Atomic, durable file writes: temp file in the same folder, fsync, rename, fsync the folder."""
 from __future__ import annotations
 
+import errno
 import os
 import secrets
+import shutil
 from contextlib import contextmanager
 from typing import BinaryIO, Iterator
 
@@ -18,18 +20,39 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def temp_name_for(path: str) -> str:
+def temp_name_for(path: str, temp_dir: str | None = None) -> str:
+    """A temporary name beside `path`, or in `temp_dir` (same filesystem) so no partial file is ever
+    visible where `path` lives, even after a kill -9."""
     folder, base = os.path.split(path)
+    if temp_dir is not None:
+        return os.path.join(temp_dir, f"{base[:40]}{TEMP_MARK}{secrets.token_hex(8)}")
     return os.path.join(folder, f".{base}{TEMP_MARK}{secrets.token_hex(4)}")
 
 
+def replace_into(tmp: str, path: str) -> None:
+    """Rename a finished temporary file over `path` (copying across filesystems if it must)."""
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        local = temp_name_for(path)
+        shutil.copy2(tmp, local)
+        os.unlink(tmp)
+        os.replace(local, path)
+
+
+def is_temp_name(name: str) -> bool:
+    return TEMP_MARK in name
+
+
 @contextmanager
-def atomic_writer(path: str, *, durable: bool = True, mode: int | None = None) -> Iterator[BinaryIO]:
+def atomic_writer(path: str, *, durable: bool = True, mode: int | None = None, temp_dir: str | None = None) -> Iterator[BinaryIO]:
     """Yield a file that replaces `path` only when the block ends without an error.
 
     durable=False skips the fsyncs: used for workspace files that the store can always recreate.
     """
-    tmp = temp_name_for(path)
+    tmp = temp_name_for(path, temp_dir)
     f = open(tmp, "xb")
     try:
         yield f
@@ -39,7 +62,7 @@ def atomic_writer(path: str, *, durable: bool = True, mode: int | None = None) -
         f.close()
         if mode is not None:
             os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        replace_into(tmp, path)
     except BaseException:
         try:
             f.close()

@@ -85,7 +85,8 @@ class RefOutcome:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def materialize(root: str, entries: list[Entry], strict: bool, progress: Callable[[int], None] = lambda n: None) -> RefOutcome:
+def materialize(root: str, entries: list[Entry], strict: bool, progress: Callable[[int], None] = lambda n: None,
+                temp_dir: str | None = None) -> RefOutcome:
     """Download, verify and atomically write each reference; unreachable ones are skipped unless strict."""
     from .remote import references
 
@@ -95,7 +96,7 @@ def materialize(root: str, entries: list[Entry], strict: bool, progress: Callabl
         safe_mkdirs(root, posixpath.dirname(entry.path))
         hasher = chunker.new_hasher()
         try:
-            with atomic_writer(target, durable=False) as f:
+            with atomic_writer(target, durable=False, temp_dir=temp_dir) as f:
                 for block in references.read_verified(entry.uri, entry.size, dict(entry.checksums)):
                     f.write(block)
                     hasher.update(block)

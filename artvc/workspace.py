@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Iterator, NamedTuple
 
 from . import chunker
 from .errors import PathError
+from .fsutil import is_temp_name
 from .lockfile import LOCK_NAME
 from .manifest import KIND_FILE, KIND_SYMLINK, Entry
 from .repository import ARTVC_DIR, Repository
@@ -96,7 +97,7 @@ class Workspace:
 
     def is_ignored(self, rel: str, is_dir: bool) -> bool:
         name = rel.rsplit("/", 1)[-1]
-        if name in ALWAYS_IGNORED or rel == LOCK_NAME:
+        if name in ALWAYS_IGNORED or rel == LOCK_NAME or is_temp_name(name):
             return True
         if self._ignore is None:
             return False
