@@ -10,18 +10,18 @@ from typing import Any, Iterable, Iterator
 
 from . import checkout as materialize
 from . import lineage as lineage_mod
-from . import lockfile, provenance, referencing, sharing, specs
+from . import lockfile, lockstate, provenance, referencing, sharing, specs
 from . import gc as gc_mod
 from . import repair as repair_mod
 from . import verify as verify_mod
 from .lock import repository_lock
-from .artifact import Artifact, Version
+from .artifact import Artifact, Run, Version
 from .errors import ArtvcError, MissingDataError, PathError, UnknownArtifactError
 from .manifest import KIND_FILE, KIND_REFERENCE, KIND_SYMLINK, Entry
 from .names import check_alias, check_name
 from .progress import Reporter
 from .repository import RemoteConfig, Repository
-from .workspace import ALWAYS_IGNORED, Changes, DiskFile, Workspace, to_repo_path, under
+from .workspace import Changes, DiskFile, Workspace, hash_path, to_repo_path, under
 
 
 def _holds_lock(method):
@@ -312,7 +312,7 @@ class Repo:
         if self._run is not None:
             input_ids += [bytes.fromhex(v.id) for v in self._run.inputs]
             job_type = self._run.job_type
-        files = self._artifact_files(artifact) if artifact.sources else {}
+        files = artifact.files(self.root) if artifact.sources else {}
         ref_entries = referencing.entries_for(artifact.references)
         if not files and not ref_entries:
             raise PathError(f"artifact '{artifact.name}' has no files; add some with add_file, add_dir or add_reference")
@@ -342,29 +342,6 @@ class Repo:
         if self._run is not None:
             self._run.outputs.append(version)
         return version
-
-    def _entry_path(self, source: str, name: str) -> str:
-        if name:
-            return name.strip("/")
-        rel = os.path.relpath(source, self.root)
-        if rel.startswith(os.pardir) or os.path.isabs(rel):
-            return os.path.basename(source)
-        return rel.replace(os.sep, "/")
-
-    def _artifact_files(self, artifact: Artifact) -> dict[str, str]:
-        files: dict[str, str] = {}
-        for name, source, is_dir in artifact.sources:
-            if not is_dir:
-                files[self._entry_path(source, name)] = source
-                continue
-            prefix = self._entry_path(source, name)
-            for folder, dirs, names in os.walk(source):
-                dirs[:] = sorted(d for d in dirs if d not in ALWAYS_IGNORED and not os.path.islink(os.path.join(folder, d)))
-                names += [d for d in os.listdir(folder) if os.path.islink(os.path.join(folder, d)) and os.path.isdir(os.path.join(folder, d))]
-                for fname in names:
-                    rel = os.path.relpath(os.path.join(folder, fname), source).replace(os.sep, "/")
-                    files[posixpath.join(prefix, rel) if prefix != "." else rel] = os.path.join(folder, fname)
-        return files
 
     @contextmanager
     def run(self, job_type: str | None = None) -> Iterator["Run"]:
@@ -421,7 +398,7 @@ class Repo:
     def _materialize(self, version: Version, root: str, target: list[Entry], current: dict[str, Entry], force: bool,
                      workspace: bool = False, strict: bool = False) -> tuple[materialize.Plan, list[str]]:
         ws = self.workspace
-        digests_of = ws.digests if workspace else (lambda files: {f.path: ws_hash(root, f) for f in files})
+        digests_of = ws.digests if workspace else (lambda files: {f.path: hash_path(root, f.path) for f in files})
         ref_written = ws.reference_written if workspace else (lambda path, st: None)
         plan = materialize.make_plan(root, target, current, force, digests_of, ref_written, referencing.signature)
         materialize.check_plan(plan)
@@ -511,21 +488,7 @@ class Repo:
 
     def repair(self, remote: str | None = None) -> "repair_mod.RepairReport":
         """Rebuild indexes from the packs, salvage damaged packs, and re-fetch lost chunks from a remote."""
-        fetch = None
-        if remote is not None or self._repository.remotes():
-            config = sharing.pick_remote(self._repository, remote)
-
-            def fetch(blob_ids: list[bytes]) -> int:
-                from .store import StoreWriter
-
-                with sharing.open_sync(self, config, 4, "repair from remote") as sync:
-                    sync.transfer.refresh_index()
-                    with self._repository.index.read() as txn:
-                        there = [b for b in blob_ids if sync.state.locate(txn, b) is not None]
-                    with StoreWriter(self._repository.store) as writer:
-                        sync.transfer.download_blobs(there, writer)
-                    return len(there)
-
+        fetch = sharing.blob_fetcher(self, remote) if remote is not None or self._repository.remotes() else None
         with self.locked(exclusive=True):
             return repair_mod.repair(self._repository, fetch)
 
@@ -542,57 +505,16 @@ class Repo:
 
     def write_lock(self) -> None:
         """Rewrite artvc.lock from the versions checked out here."""
-        refs = self._repository.refs
-        entries = []
-        with self._repository.index.read() as txn:
-            for name in refs.artifact_names(txn):
-                vid = refs.get_head(txn, name)
-                located = refs.locate_version(txn, vid) if vid else None
-                if located:
-                    entries.append(lockfile.LockEntry(name, located[1], vid.hex()))
-        if entries or lockfile.read(self.root) is not None:
-            lockfile.write(self.root, entries)
+        lockstate.write_lock(self)
 
     def lock_differences(self) -> list[tuple[str, lockfile.LockEntry | None, Version | None]]:
         """(artifact, what artvc.lock names, what is checked out) for every artifact where they differ."""
-        lock = lockfile.read(self.root)
-        if lock is None:
-            return []
-        out = []
-        for name in sorted(set(lock) | set(self.artifacts())):
-            entry = lock.get(name)
-            head = self.head(name)
-            if (entry.version_id if entry else None) != (head.id if head else None):
-                out.append((name, entry, head))
-        return out
+        return lockstate.lock_differences(self)
 
     @_holds_lock
     def checkout_lock(self, force: bool = False, remote: str | None = None) -> list[CheckoutResult]:
         """Bring every artifact artvc.lock names to that version, fetching what is not here."""
-        lock = lockfile.read(self.root)
-        if lock is None:
-            raise PathError(f"no {lockfile.LOCK_NAME} in {self.root}; commit or check out a version to write one")
-        missing = [e for e in lock.values() if not self._has_version_data(e)]
-        if missing:
-            if not self._repository.remotes():
-                names = ", ".join(e.spec for e in missing)
-                raise ArtvcError(f"{names} not in this repository and no remote is configured; add one and run 'artvc fetch'")
-            sharing.fetch(self, remote, [f"{e.name}:{e.version_id}" for e in missing], False, 4)
-        return [self.checkout(f"{e.name}:{e.version_id}", force=force) for e in sorted(lock.values(), key=lambda e: e.name)]
-
-    def _has_version_data(self, entry: lockfile.LockEntry) -> bool:
-        refs = self._repository.refs
-        store = self._repository.store
-        vid = bytes.fromhex(entry.version_id)
-        with self._repository.index.read() as txn:
-            if refs.locate_version(txn, vid) is None:
-                return False
-        try:
-            entries = self._repository.version_manifest(vid)
-        except ArtvcError:
-            return False
-        with self._repository.index.read() as txn:
-            return all(store.locate(c, txn) is not None for e in entries if e.kind == KIND_FILE for c, _ in e.chunks)
+        return lockstate.checkout_lock(self, force, remote)
 
     # ---- sharing --------------------------------------------------------------------------------
     def remotes(self) -> list[RemoteConfig]:
@@ -645,28 +567,3 @@ def get(url: str, spec: str, path: str | None = None, to: str | None = None, opt
         jobs: int = 4, reporter: Reporter | None = None) -> str:
     """A version's entries (or one entry PATH) from a remote, without a repository; returns where they went."""
     return sharing.get(url, spec, path, to, dict(options or {}), jobs, reporter)
-
-
-def ws_hash(root: str, f: DiskFile) -> bytes:
-    """Digest of a file outside the workspace (no stat cache there)."""
-    from . import chunker
-
-    hasher = chunker.new_hasher()
-    with open(os.path.join(root, *f.path.split("/")), "rb") as fh:
-        for block in iter(lambda: fh.read(8 << 20), b""):
-            hasher.update(block)
-    return hasher.digest()
-
-
-@dataclass
-class Run:
-    repo: Repo
-    job_type: str | None
-    inputs: list[Version] = field(default_factory=list)
-    outputs: list[Version] = field(default_factory=list)
-
-    def use_artifact(self, spec: str) -> Version:
-        return self.repo.use_artifact(spec)
-
-    def log_artifact(self, artifact: Artifact, aliases: Iterable[str] = (), message: str = "", inputs: Iterable[str] = ()) -> Version:
-        return self.repo.log_artifact(artifact, aliases=aliases, message=message, inputs=inputs)

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import io
 import os
+import posixpath
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterable, Iterator
 
 from . import checkout as materialize
 from .errors import EntryNotFoundError, PathError
 from .manifest import KIND_FILE, KIND_SYMLINK, Entry
 from .names import check_name
+from .workspace import ALWAYS_IGNORED
 from .records import VersionRecord
 
 if TYPE_CHECKING:
@@ -55,6 +57,31 @@ class Artifact:
         if "://" not in uri and not os.path.isabs(uri):
             raise PathError(f"reference {uri!r} is not a URI; use file://, s3://, sftp://, http(s):// or another fsspec URL")
         self.references.append({"uri": uri, "as": name, "checksum": checksum, "max_objects": max_objects})
+
+    def files(self, root: str) -> dict[str, str]:
+        """Entry path -> file on disk, for everything added (folders walked, symlinks kept as links)."""
+        files: dict[str, str] = {}
+        for name, source, is_dir in self.sources:
+            if not is_dir:
+                files[_entry_path(root, source, name)] = source
+                continue
+            prefix = _entry_path(root, source, name)
+            for folder, dirs, names in os.walk(source):
+                dirs[:] = sorted(d for d in dirs if d not in ALWAYS_IGNORED and not os.path.islink(os.path.join(folder, d)))
+                names += [d for d in os.listdir(folder) if os.path.islink(os.path.join(folder, d)) and os.path.isdir(os.path.join(folder, d))]
+                for fname in names:
+                    rel = os.path.relpath(os.path.join(folder, fname), source).replace(os.sep, "/")
+                    files[posixpath.join(prefix, rel) if prefix != "." else rel] = os.path.join(folder, fname)
+        return files
+
+
+def _entry_path(root: str, source: str, name: str) -> str:
+    if name:
+        return name.strip("/")
+    rel = os.path.relpath(source, root)
+    if rel.startswith(os.pardir) or os.path.isabs(rel):
+        return os.path.basename(source)
+    return rel.replace(os.sep, "/")
 
 
 @dataclass
@@ -187,6 +214,20 @@ class _ChunkStream(io.RawIOBase):
         return n
 
 
+@dataclass
+class Run:
+    repo: Repo
+    job_type: str | None
+    inputs: list[Version] = field(default_factory=list)
+    outputs: list[Version] = field(default_factory=list)
+
+    def use_artifact(self, spec: str) -> Version:
+        return self.repo.use_artifact(spec)
+
+    def log_artifact(self, artifact: Artifact, aliases: Iterable[str] = (), message: str = "", inputs: Iterable[str] = ()) -> Version:
+        return self.repo.log_artifact(artifact, aliases=aliases, message=message, inputs=inputs)
+
+
 def entry_json(entry: Entry) -> dict[str, Any]:
     out: dict[str, Any] = {"path": entry.path, "kind": entry.kind_name, "size": entry.size}
     if entry.kind == KIND_FILE:
@@ -198,4 +239,4 @@ def entry_json(entry: Entry) -> dict[str, Any]:
     return out
 
 
-__all__ = ["Artifact", "Version", "entry_json", "materialize"]
+__all__ = ["Artifact", "Run", "Version", "entry_json", "materialize"]

@@ -305,7 +305,7 @@ def apply_plan(root: str, plan: Plan, store: Store, progress: Callable[[int], No
         try:
             os.unlink(path)
         except FileNotFoundError:
-            pass
+            pass  # already gone: the goal of the delete is met
         for parent in iter_parents(rel):
             try:
                 os.rmdir(os.path.join(root, *parent.split("/")))

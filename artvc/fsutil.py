@@ -71,7 +71,7 @@ def atomic_writer(path: str, *, durable: bool = True, mode: int | None = None, t
         try:
             os.unlink(tmp)
         except FileNotFoundError:
-            pass
+            pass  # never created, or already removed: nothing is left behind
         raise
     if durable:
         fsync_dir(os.path.dirname(path) or ".")

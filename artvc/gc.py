@@ -100,7 +100,7 @@ def _drop_pack(repo: Repository, pack_id: bytes, blob_ids: list[bytes]) -> None:
     try:
         os.unlink(pack_path(repo.store.packs_dir, pack_id))
     except FileNotFoundError:
-        pass
+        pass  # an earlier, interrupted gc removed it already
 
 
 def _repack(repo: Repository, pack_id: bytes, keep: list[tuple[bytes, BlobLocation]], dead: list[bytes]) -> None:

@@ -167,7 +167,7 @@ class PackWriter:
         try:
             os.unlink(self.tmp_path)
         except FileNotFoundError:
-            pass
+            pass  # never created, or already removed: nothing is left behind
 
 
 def pack_path(packs_dir: str, pack_id: bytes) -> str:

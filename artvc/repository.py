@@ -181,7 +181,7 @@ class Repository:
             if self.config.get((b"core",), b"default-remote").decode() == name:
                 del self.config[(b"core",)][b"default-remote"]
         except KeyError:
-            pass
+            pass  # no default remote was set: nothing to clear
         self._save_config()
 
     def _save_config(self) -> None:

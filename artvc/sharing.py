@@ -16,7 +16,7 @@ from . import lockfile
 from . import specs as specs_mod
 from .errors import ArtvcError, ConfigError, PathError
 from .index import close_index
-from .manifest import KIND_FILE, Entry
+from .manifest import KIND_FILE
 from .names import check_name
 from .repository import RemoteConfig, Repository
 
@@ -201,6 +201,24 @@ def get(url: str, spec: str, path: str | None, dest: str | None, options: dict[s
         close_index(os.path.join(work, ".artvc", "index"))
         shutil.rmtree(work, ignore_errors=True)
 
+
+
+def blob_fetcher(repo: "Repo", remote: str | None):
+    """A function that fetches given blobs back from a remote (for repair); returns how many it found."""
+    from .store import StoreWriter
+
+    config = pick_remote(repo._repository, remote)
+
+    def fetch(blob_ids: list[bytes]) -> int:
+        with open_sync(repo, config, 4, "repair from remote") as sync:
+            sync.transfer.refresh_index()
+            with repo._repository.index.read() as txn:
+                there = [b for b in blob_ids if sync.state.locate(txn, b) is not None]
+            with StoreWriter(repo._repository.store) as writer:
+                sync.transfer.download_blobs(there, writer)
+            return len(there)
+
+    return fetch
 
 
 def verify_remote(repo: "Repo", remote: str | None, read_data: bool = False) -> list[tuple[str, str]]:

@@ -287,6 +287,15 @@ class Workspace:
         return [entries[p] for p in sorted(entries)]
 
 
+def hash_path(root: str, rel: str) -> bytes:
+    """BLAKE3 of a file below any folder (no stat cache there: checkout --to)."""
+    hasher = chunker.new_hasher()
+    with open(os.path.join(root, *rel.split("/")), "rb") as fh:
+        for block in iter(lambda: fh.read(HASH_BLOCK), b""):
+            hasher.update(block)
+    return hasher.digest()
+
+
 def iter_parents(path: str) -> Iterator[str]:
     parent = posixpath.dirname(path)
     while parent:
