@@ -209,6 +209,8 @@ class StoreWriter:
         self._queue: queue.Queue | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._sealer: ThreadPoolExecutor | None = None
+        self._sealing: list[Future] = []
         self.new_bytes = 0
         self.new_blobs = 0
 
@@ -272,11 +274,16 @@ class StoreWriter:
                     if self._error is None:
                         for key in list(self._packs):
                             self._seal(key)
+                        self._wait_sealed()
                     item[1].set()
                 elif kind == "abort":
                     for pack in self._packs.values():
                         pack.abort()
                     self._packs.clear()
+                    try:
+                        self._wait_sealed()
+                    except BaseException:  # noqa: BLE001 - aborting anyway; sealed packs are harmless garbage
+                        pass
                     item[1].set()
                     return
             except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, raised there
@@ -390,9 +397,27 @@ class StoreWriter:
         return FileChunks(digest, len(data), tuple(chunk_list)), prepared, after
 
     def _seal(self, is_data: bool) -> None:
+        """Hand a full pack to the sealer thread: its fsync overlaps with writing the next pack."""
         pack = self._packs.pop(is_data, None)
         if pack is None:
             return
+        if self._sealer is None:
+            self._sealer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="artvc-pack-sealer")
+        self._sealing = [f for f in self._sealing if not f.done() or f.exception() is not None]
+        self._sealing.append(self._sealer.submit(self._finish_pack, pack))
+        if len(self._sealing) > 2:
+            self._sealing.pop(0).result()
+
+    def _wait_sealed(self) -> None:
+        futures, self._sealing = self._sealing, []
+        for fut in futures:
+            fut.result()
+        if self._sealer is not None:
+            self._sealer.shutdown(wait=True)
+            self._sealer = None
+
+    def _finish_pack(self, pack: PackWriter) -> None:
+        """Trailer, fsync, rename, then index: a pack is durable before the index names its blobs."""
         pack_id, entries = pack.finish(self.store.packs_dir)
         size = os.path.getsize(pack_path(self.store.packs_dir, pack_id))
         index = self.store.index
