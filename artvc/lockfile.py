@@ -59,6 +59,6 @@ def write(root: str, entries: list[LockEntry]) -> None:
             if f.read() == HEADER + body:
                 return
     except FileNotFoundError:
-        pass
+        pass  # no lock file yet: write one
     with atomic_writer(path) as f:
         f.write((HEADER + body).encode())

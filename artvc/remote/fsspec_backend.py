@@ -197,7 +197,7 @@ class LocalBackend(FsspecBackend):
             try:
                 os.unlink(tmp)
             except FileNotFoundError:
-                pass
+                pass  # never created: nothing to clean up
             raise translate(exc, self.url, os.path.basename(path)) from exc
         return tmp
 

@@ -71,7 +71,7 @@ class Sync:
             try:
                 self.backend.create(layout.MARKER, layout.marker_bytes())
             except RemoteExistsError:
-                pass
+                pass  # another push created it first: read theirs below
             raw = self.backend.load(layout.MARKER)
         self.state.set_remote_id(layout.check_marker(raw, self.backend.url))
 
