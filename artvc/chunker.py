@@ -7,7 +7,7 @@ so boundaries are exactly those of chunking the whole file at once, with bounded
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 import blake3
 import pyfastcdc
@@ -24,6 +24,16 @@ def hash_bytes(data: bytes | memoryview) -> bytes:
 
 def new_hasher() -> "blake3.blake3":
     return blake3.blake3()
+
+
+def hash_stream(stream: BinaryIO, progress: Callable[[int], None] | None = None) -> bytes:
+    """BLAKE3 of everything a file object yields, read in large blocks (memory stays bounded)."""
+    hasher = blake3.blake3()
+    for block in iter(lambda: stream.read(READ_BLOCK), b""):
+        hasher.update(block)
+        if progress is not None:
+            progress(len(block))
+    return hasher.digest()
 
 
 @dataclass(frozen=True)

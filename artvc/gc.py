@@ -34,9 +34,7 @@ class GcReport:
 def reachable(repo: Repository) -> set[bytes]:
     """Every blob a version needs: its record, its manifest tree, and its chunks (when fetched)."""
     live: set[bytes] = set()
-    with repo.index.read() as txn:
-        versions = [vid for name in repo.refs.artifact_names(txn) for _, vid in repo.refs.list_versions(txn, name)]
-    for vid in versions:
+    for vid in repo.all_version_ids():
         live.add(vid)
         record = repo.load_record(vid)
         tree_id = bytes.fromhex(record.manifest)

@@ -15,7 +15,7 @@ import io
 import os
 import struct
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 import zstandard
 
@@ -224,3 +224,12 @@ def read_pack_index(f: BinaryIO, pack_size: int) -> list[PackIndexEntry]:
     index_offset, count, index_hash = parse_trailer(f.read(TRAILER.size), pack_size)
     f.seek(index_offset)
     return parse_index(f.read(index_offset and pack_size - TRAILER.size - index_offset), count, index_hash, index_offset)
+
+
+def check_pack_file(path: str, progress: Callable[[int], None] | None = None) -> list[PackIndexEntry]:
+    """The index of a pack file whose content hashes to its name; CorruptObjectError otherwise."""
+    name = os.path.basename(path)[: -len(".pack")]
+    with open(path, "rb") as f:
+        if chunker.hash_stream(f, progress).hex() != name:
+            raise CorruptObjectError(f"pack {name[:12]} does not match its name")
+        return read_pack_index(f, os.path.getsize(path))

@@ -14,10 +14,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import chunker, records
+from . import records
 from .errors import ArtvcError
 from .manifest import KIND_FILE
-from .packs import BLOB_RECORD, BlobLocation, decode_blob, read_pack_index
+from .packs import BLOB_RECORD, BlobLocation, check_pack_file, decode_blob, read_pack_index
 from .repository import Repository
 from .store import PACK_INFO, StoreWriter
 from .verify import LOST, lost_blobs
@@ -42,16 +42,13 @@ def repair(repo: Repository, fetch: Callable[[list[bytes]], int] | None = None) 
     for path in store.list_pack_files():
         pack_id = bytes.fromhex(os.path.basename(path)[: -len(".pack")])
         size = os.path.getsize(path)
-        hasher = chunker.new_hasher()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(8 << 20), b""):
-                hasher.update(block)
         try:
-            with open(path, "rb") as f:
-                entries = read_pack_index(f, size)
+            entries = check_pack_file(path)
+            intact = True
         except ArtvcError:
-            entries = None
-        if entries is not None and hasher.digest() == pack_id:
+            intact = False
+            entries = _readable_index(path, size)
+        if intact:
             with repo.index.write() as txn:
                 for e in entries:
                     loc = BlobLocation(pack_id, e.offset, e.stored_len, e.raw_len, e.blob_type, e.compression)
@@ -61,9 +58,9 @@ def repair(repo: Repository, fetch: Callable[[list[bytes]], int] | None = None) 
                 txn.put(pack_id, PACK_INFO.pack(len(entries), size), db=db["packs"])
             report.packs_reindexed += 1
             continue
-        record_ids += _salvage(repo, pack_id, entries or [], report)
+        record_ids += _salvage(repo, pack_id, entries, report)
     _renumber_lost_versions(repo, record_ids, report)
-    dropped = report.dropped_ids | known_lost(repo)
+    dropped = report.dropped_ids | lost_blobs(repo)
     missing = _missing_chunks(repo, dropped)
     report.chunks_missing = len(missing)
     if missing and fetch is not None:
@@ -78,8 +75,13 @@ def repair(repo: Repository, fetch: Callable[[list[bytes]], int] | None = None) 
     return report
 
 
-def known_lost(repo: Repository) -> set[bytes]:
-    return lost_blobs(repo)
+def _readable_index(path: str, size: int) -> list:
+    """The index of a damaged pack, if it still reads (its blobs are then checked one by one)."""
+    try:
+        with open(path, "rb") as f:
+            return read_pack_index(f, size)
+    except ArtvcError:
+        return []
 
 
 def _salvage(repo: Repository, pack_id: bytes, entries, report: RepairReport) -> list[bytes]:
@@ -138,10 +140,8 @@ def _missing_chunks(repo: Repository, dropped: set[bytes]) -> list[bytes]:
     """Chunks a version needs but the store lacks: of versions whose data was here (some chunks
     present, or some dropped as damaged). Versions never fetched are not missing anything."""
     store = repo.store
-    with repo.index.read() as txn:
-        versions = [vid for name in repo.refs.artifact_names(txn) for _, vid in repo.refs.list_versions(txn, name)]
     missing: list[bytes] = []
-    for vid in versions:
+    for vid in repo.all_version_ids():
         try:
             entries = repo.version_manifest(vid)
         except ArtvcError:

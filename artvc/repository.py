@@ -217,6 +217,11 @@ class Repository:
         return trees.store_tree(data, self.store.tree_chunker, lambda blob: writer.add_blob(blob, BLOB_TREE))
 
     # ---- versions ----------------------------------------------------------------------------
+    def all_version_ids(self) -> list[bytes]:
+        """Every numbered version of every artifact."""
+        with self.index.read() as txn:
+            return [vid for name in self.refs.artifact_names(txn) for _, vid in self.refs.list_versions(txn, name)]
+
     def latest_version(self, name: str) -> tuple[int, bytes] | None:
         with self.index.read() as txn:
             number = self.refs.latest_number(txn, name)

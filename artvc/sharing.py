@@ -157,16 +157,29 @@ def _default_clone_dir(url: str) -> str:
     return base
 
 
-def get(url: str, spec: str, path: str | None, dest: str | None, options: dict[str, str], jobs: int, reporter=None) -> str:
-    """Materialize a version (or one entry, file or folder) from a remote, with no repository."""
+@contextmanager
+def scratch_repo(url: str, options: dict[str, str], reporter=None) -> Iterator["Repo"]:
+    """A throwaway repository with `url` as its remote 'origin', removed afterwards (get, verify --remote)."""
     from .api import Repo
 
-    name, _ = specs_mod.parse(spec)
-    check_name(name)
-    work = tempfile.mkdtemp(prefix="artvc-get-")
+    work = tempfile.mkdtemp(prefix="artvc-scratch-")
     try:
         repo = Repo.init(work, reporter=reporter)
         repo._repository.add_remote("origin", url, options, default=True)
+        try:
+            yield repo
+        finally:
+            repo.close()
+    finally:
+        close_index(os.path.join(work, ".artvc", "index"))
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def get(url: str, spec: str, path: str | None, dest: str | None, options: dict[str, str], jobs: int, reporter=None) -> str:
+    """Materialize a version (or one entry, file or folder) from a remote, with no repository."""
+    name, _ = specs_mod.parse(spec)
+    check_name(name)
+    with scratch_repo(url, options, reporter) as repo:
         prefix = path.strip("/") if path else None
         with open_sync(repo, repo._repository.remotes()["origin"], jobs, f"get {spec}") as sync:
             sync.fetch(lambda local: _data_blobs(sync, [bytes.fromhex(repo.resolve(spec).id)], [prefix] if prefix else None))
@@ -195,11 +208,7 @@ def get(url: str, spec: str, path: str | None, dest: str | None, options: dict[s
             outcome = referencing.materialize(target_root, plan.refs, strict=False)
             for ref_path, problem in outcome.skipped:
                 repo.reporter.warn(f"skipped external reference {ref_path}: {problem}")
-        repo.close()
         return target if prefix is not None else target_root
-    finally:
-        close_index(os.path.join(work, ".artvc", "index"))
-        shutil.rmtree(work, ignore_errors=True)
 
 
 
@@ -230,10 +239,7 @@ def verify_remote(repo: "Repo", remote: str | None, read_data: bool = False) -> 
 
     config = pick_remote(repo._repository, remote)
     problems: list[tuple[str, str]] = []
-    work = tempfile.mkdtemp(prefix="artvc-verify-")
-    try:
-        scratch = type(repo).init(work)
-        scratch._repository.add_remote("origin", config.url, config.options, default=True)
+    with scratch_repo(config.url, config.options) as scratch:
         with open_sync(scratch, scratch._repository.remotes()["origin"], 4, f"verify {config.name}") as sync:
             sync.check_remote(create=False)
             sync.transfer.refresh_index()
@@ -262,8 +268,4 @@ def verify_remote(repo: "Repo", remote: str | None, read_data: bool = False) -> 
                             sync.transfer.check_blobs(c for e in entries if e.kind == KIND_FILE for c, _ in e.chunks)
                         except ArtvcError as exc:
                             problems.append((spec, f"data: {exc}"))
-        scratch.close()
-    finally:
-        close_index(os.path.join(work, ".artvc", "index"))
-        shutil.rmtree(work, ignore_errors=True)
     return problems

@@ -8,7 +8,7 @@ from typing import Callable
 from . import chunker, trees
 from .errors import ArtvcError, CorruptObjectError
 from .manifest import KIND_FILE
-from .packs import read_pack_index
+from .packs import check_pack_file
 from .repository import Repository
 
 LOST = b"lost:"
@@ -51,16 +51,8 @@ def verify_packs(repo: Repository, report: VerifyReport, progress: Callable[[int
         report.packs_checked += 1
         if bytes.fromhex(name) not in indexed:
             report.unindexed_packs.append(name)
-        hasher = chunker.new_hasher()
         try:
-            size = os.path.getsize(path)
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(8 << 20), b""):
-                    hasher.update(block)
-                    progress(len(block))
-                if hasher.hexdigest() != name:
-                    raise CorruptObjectError(f"pack {name[:12]} does not match its name")
-                read_pack_index(f, size)
+            check_pack_file(path, progress)
         except (ArtvcError, OSError) as exc:
             report.damaged_packs.append((name, str(exc)))
 

@@ -30,7 +30,6 @@ RACY_WINDOW_NS = 2_000_000_000
 STAT = struct.Struct("<QqQq32s")
 # Files written from external references are remembered under this prefix (no path starts with NUL).
 REF_KEY = b"\0ref:"
-HASH_BLOCK = 8 << 20
 
 
 class DiskFile(NamedTuple):
@@ -188,16 +187,7 @@ class Workspace:
 
     def hash_file(self, rel: str) -> bytes:
         """BLAKE3 of a file's content: the same digest a version records for it."""
-        hasher = chunker.new_hasher()
-        buf = bytearray(HASH_BLOCK)
-        view = memoryview(buf)
-        with open(self.abs(rel), "rb") as fh:
-            while True:
-                n = fh.readinto(buf)
-                if not n:
-                    break
-                hasher.update(view[:n])
-        return hasher.digest()
+        return hash_path(self.root, rel)
 
     def digests(self, files: Iterable[DiskFile]) -> dict[str, bytes]:
         """Digest of every regular file given, from the stat cache or by reading it."""
@@ -289,11 +279,8 @@ class Workspace:
 
 def hash_path(root: str, rel: str) -> bytes:
     """BLAKE3 of a file below any folder (no stat cache there: checkout --to)."""
-    hasher = chunker.new_hasher()
     with open(os.path.join(root, *rel.split("/")), "rb") as fh:
-        for block in iter(lambda: fh.read(HASH_BLOCK), b""):
-            hasher.update(block)
-    return hasher.digest()
+        return chunker.hash_stream(fh)
 
 
 def iter_parents(path: str) -> Iterator[str]:

@@ -245,11 +245,8 @@ class _Source:
 
 
 def _blake3_of(f) -> str:
-    hasher = chunker.new_hasher()
     with f:
-        for block in iter(lambda: f.read(BLOCK), b""):
-            hasher.update(block)
-    return hasher.hexdigest()
+        return chunker.hash_stream(f).hex()
 
 
 def resolve(uri: str, checksum: bool = True, max_objects: int | None = None, options: dict[str, str] | None = None) -> list[RefObject]:
