@@ -112,6 +112,13 @@ def workdir(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def tmp(tmp_path):
+    """A temporary folder whose repositories' LMDB environments are closed afterwards."""
+    yield tmp_path
+    _close_indexes(tmp_path)
+
+
+@pytest.fixture
 def repo(tmp_path, monkeypatch, cli):
     """A fresh repository created with `artvc init`, as the current folder."""
     path = tmp_path / "repo"

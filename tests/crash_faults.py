@@ -76,6 +76,17 @@ def artvc(*args, cwd, timeout: float = 300, env: dict[str, str] | None = None, p
     return Run(done.returncode, done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace"), args)
 
 
+def versions_of(repo: Path, name: str) -> list[tuple[int, str]]:
+    """(number, id) of every version of `name`, oldest first (in-process API)."""
+    import artvc
+
+    r = artvc.Repo(str(repo))
+    try:
+        return sorted((v.number, v.id) for v in r.versions(name))
+    finally:
+        r.close()
+
+
 def ok(run: Run) -> Run:
     assert run.code == 0, str(run)
     assert "Traceback" not in run.err, str(run)

@@ -13,33 +13,15 @@ import pytest
 import artvc
 from artvc import lockfile
 from artvc.errors import LockTimeoutError
-from artvc.index import close_index
 from artvc.lock import repository_lock
 from crash_faults import artvc as run_artvc
-from crash_faults import digests, finish, make_dataset, mutate, ok, set_pack_size, spawn
-
-
-@pytest.fixture
-def tmp(tmp_path):
-    yield tmp_path
-    for folder, dirs, _ in os.walk(tmp_path):
-        if ".artvc" in dirs:
-            close_index(os.path.join(folder, ".artvc", "index"))
-        dirs[:] = [d for d in dirs if d != ".artvc"]
+from crash_faults import digests, finish, versions_of, make_dataset, mutate, ok, set_pack_size, spawn
 
 
 def _repo(path: Path) -> Path:
     path.mkdir(parents=True)
     ok(run_artvc("init", cwd=path))
     return path
-
-
-def _versions(repo: Path, name: str) -> list[tuple[int, str]]:
-    r = artvc.Repo(str(repo))
-    try:
-        return sorted((v.number, v.id) for v in r.versions(name))
-    finally:
-        r.close()
 
 
 def _content(repo: Path, spec: str, out: Path) -> dict:
@@ -85,16 +67,16 @@ def test_four_processes_commit_four_artifacts_at_once(tmp):
             ok(result)
             assert len([line for line in result.out.splitlines() if ":v" in line]) == 1, str(result)
         for name in names:
-            assert [n for n, _ in _versions(repo, name)] == list(range(round_ + 1)), name
+            assert [n for n, _ in versions_of(repo, name)] == list(range(round_ + 1)), name
     _assert_verify_clean(repo)
     for name in names:
-        versions = _versions(repo, name)
+        versions = versions_of(repo, name)
         assert len({vid for _, vid in versions}) == len(versions)
         for number, _ in versions:
             assert _content(repo, f"{name}:v{number}", tmp / "out") == expected[name][number], f"{name}:v{number}"
     # artvc.lock is rewritten by every commit: it must name the version each artifact has checked out.
     lock = lockfile.read(str(repo))
-    assert {n: (e.number, e.version_id) for n, e in lock.items()} == {n: _versions(repo, n)[-1] for n in names}
+    assert {n: (e.number, e.version_id) for n, e in lock.items()} == {n: versions_of(repo, n)[-1] for n in names}
 
 
 # ---- one artifact, several writers ---------------------------------------------------------------------------
@@ -133,7 +115,7 @@ def test_three_processes_log_the_same_artifact_at_once(tmp):
         go.write_text("go")
         for result in _run_all(procs):
             ok(result)
-        versions = _versions(repo, "model")
+        versions = versions_of(repo, "model")
         assert [n for n, _ in versions] == list(range(3 * (round_ + 1))), versions
     _assert_verify_clean(repo)
     seen = set()
@@ -187,7 +169,7 @@ def test_identical_concurrent_commits_make_one_version(tmp):
         results = _run_all([spawn(cwd=repo, python_args=["-c", COMMIT_AT_BARRIER, str(barrier), "3"]) for _ in range(3)])
         for result in results:
             ok(result)
-        versions = _versions(repo, "ds")
+        versions = versions_of(repo, "ds")
         assert [n for n, _ in versions] == list(range(round_ + 1)), (
             f"round {round_}: three commits of identical content made versions {[f'v{n}' for n, _ in versions]}; "
             f"outputs: {[r.out.strip() for r in results]}")
@@ -236,7 +218,7 @@ def test_gc_running_next_to_commits_never_loses_their_chunks(tmp):
         for result in results:
             ok(result)
         for name in names:
-            assert [n for n, _ in _versions(repo, name)] == list(range(round_ + 2)), name
+            assert [n for n, _ in versions_of(repo, name)] == list(range(round_ + 2)), name
         _assert_verify_clean(repo)
     for spec, want in expected.items():
         assert _content(repo, spec, tmp / "out") == want, spec
@@ -255,13 +237,13 @@ def test_commit_waits_for_a_running_gc_and_says_so(tmp):
         proc = spawn("commit", "-m", "waits", cwd=repo)
         time.sleep(1.5)
         still_waiting = proc.poll() is None
-        made_meanwhile = _versions(repo, "ds")
+        made_meanwhile = versions_of(repo, "ds")
     result = finish(proc)
     assert still_waiting, f"commit did not wait for the lock: {result}"
     assert made_meanwhile == [], "commit wrote a version while gc held the lock"
     ok(result)
     assert "waiting" in result.err.lower(), f"the wait was not reported: {result}"
-    assert [n for n, _ in _versions(repo, "ds")] == [0]
+    assert [n for n, _ in versions_of(repo, "ds")] == [0]
 
 
 def test_gc_waits_for_running_writers_and_says_so(tmp):

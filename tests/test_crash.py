@@ -36,6 +36,7 @@ from crash_faults import (
     set_pack_size,
     spawn,
     timed,
+    versions_of,
 )
 from faults import FaultyBackend
 
@@ -43,19 +44,6 @@ COMMIT_SEEDS = range(10)
 PUSH_SEEDS = range(10)
 CHECKOUT_SEEDS = range(6)
 GC_SEEDS = range(5)
-
-
-def _close_all(top: Path) -> None:
-    for folder, dirs, _ in os.walk(top):
-        if ".artvc" in dirs:
-            close_index(os.path.join(folder, ".artvc", "index"))
-        dirs[:] = [d for d in dirs if d not in (".artvc", ".git")]
-
-
-@pytest.fixture
-def tmp(tmp_path):
-    yield tmp_path
-    _close_all(tmp_path)
 
 
 def _new_repo(path: Path, pack_size: int | None = None) -> Path:
@@ -78,15 +66,6 @@ def _checkout_to(repo: Path, spec: str, out: Path) -> dict:
     found = digests(out)
     shutil.rmtree(out)
     return found
-
-
-def _versions(repo: Path, name: str) -> list[tuple[int, str]]:
-    """(number, id) of every version of `name`, oldest first (in-process API)."""
-    r = artvc.Repo(str(repo))
-    try:
-        return sorted((v.number, v.id) for v in r.versions(name))
-    finally:
-        r.close()
 
 
 def _contiguity_problem(versions: list[tuple[int, str]], count: int) -> str | None:
@@ -136,7 +115,7 @@ def test_commit_killed_at_seeded_moments_leaves_a_valid_store_and_reruns(tmp):
             problems.append(f"{label}: rerunning commit failed: {rerun}")
             break
         count += 1
-        versions = _versions(repo, "ds")
+        versions = versions_of(repo, "ds")
         problem = _contiguity_problem(versions, count)
         if problem:
             problems.append(f"{label}: {problem}")
@@ -197,7 +176,7 @@ def test_push_killed_at_seeded_moments_leaves_a_usable_remote_and_reruns(tmp):
 
     def commit(message: str) -> None:
         ok(run_artvc("commit", "-m", message, cwd=repo))
-        expected[_versions(repo, "ds")[-1][1]] = digests(repo)
+        expected[versions_of(repo, "ds")[-1][1]] = digests(repo)
 
     commit("v0")
     ok(run_artvc("remote", "add", "origin", remote, cwd=repo))
@@ -228,7 +207,7 @@ def test_push_killed_at_seeded_moments_leaves_a_usable_remote_and_reruns(tmp):
             r.close()
         if remote_damage:
             problems.append(f"{label}: verify --remote: {remote_damage}")
-        local = _versions(repo, "ds")
+        local = versions_of(repo, "ds")
         problems += [f"{label}: {p}" for p in _remote_problems(remote, tmp / f"clone-{seed}", local, expected, checked, tmp / "out")]
 
         rerun = run_artvc("push", cwd=repo)
@@ -241,7 +220,7 @@ def test_push_killed_at_seeded_moments_leaves_a_usable_remote_and_reruns(tmp):
     print(f"push: T={duration:.2f}s, {killed_running}/{len(PUSH_SEEDS)} kills hit a running push")
     again = ok(run_artvc("push", cwd=repo))
     assert "up to date" in (again.out + again.err), str(again)
-    problems += _remote_problems(remote, tmp / "clone-final", _versions(repo, "ds"), expected, set(), tmp / "out")
+    problems += _remote_problems(remote, tmp / "clone-final", versions_of(repo, "ds"), expected, set(), tmp / "out")
     assert not problems, "\n".join(problems)
 
 

@@ -26,19 +26,6 @@ from crash_faults import (
 )
 
 
-@pytest.fixture
-def repo(tmp_path, monkeypatch, cli):
-    path = tmp_path / "repo"
-    path.mkdir()
-    monkeypatch.chdir(path)
-    assert_ok(cli("init"))
-    yield path
-    for folder, dirs, _ in os.walk(tmp_path):
-        if ".artvc" in dirs:
-            close_index(os.path.join(folder, ".artvc", "index"))
-        dirs[:] = [d for d in dirs if d != ".artvc"]
-
-
 def _commit(cli, *args) -> str:
     result = assert_ok(cli("commit", *args))
     lines = result.commit_lines()
