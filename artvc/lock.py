@@ -42,3 +42,18 @@ def repository_lock(artvc_dir: str, exclusive: bool, notify: Callable[[str], Non
         yield
     finally:
         os.close(fd)
+
+
+@contextmanager
+def file_lock(path: str) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (created if needed) until the block ends.
+
+    Used to serialise read-then-rewrite sequences between processes, so the last writer always
+    writes from the newest state instead of a snapshot taken before another process's change.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

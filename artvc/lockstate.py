@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import os
+
 from . import lockfile, sharing
 from .errors import ArtvcError, PathError
+from .lock import file_lock
 from .manifest import KIND_FILE
 
 if TYPE_CHECKING:
@@ -13,17 +16,23 @@ if TYPE_CHECKING:
 
 
 def write_lock(repo: "Repo") -> None:
-    """Rewrite artvc.lock from the versions checked out here."""
+    """Rewrite artvc.lock from the versions checked out here.
+
+    Reading the heads and writing the file happen under one file lock: two processes that commit at
+    once would otherwise each write a snapshot, and the older one could land last.
+    """
     refs = repo._repository.refs
-    entries = []
-    with repo._repository.index.read() as txn:
-        for name in refs.artifact_names(txn):
-            vid = refs.get_head(txn, name)
-            located = refs.locate_version(txn, vid) if vid else None
-            if located:
-                entries.append(lockfile.LockEntry(name, located[1], vid.hex()))
-    if entries or lockfile.read(repo.root) is not None:
-        lockfile.write(repo.root, entries)
+    with file_lock(os.path.join(repo._repository.artvc_dir, "lockfile.lock")):
+        entries = []
+        with repo._repository.index.read() as txn:
+            for name in refs.artifact_names(txn):
+                vid = refs.get_head(txn, name)
+                located = refs.locate_version(txn, vid) if vid else None
+                if located:
+                    entries.append(lockfile.LockEntry(name, located[1], vid.hex()))
+        if entries or lockfile.read(repo.root) is not None:
+            lockfile.write(repo.root, entries)
+
 
 def lock_differences(repo: "Repo") -> list[tuple[str, lockfile.LockEntry | None, "Version | None"]]:
     """(artifact, what artvc.lock names, what is checked out) for every artifact where they differ."""
