@@ -77,6 +77,19 @@ def atomic_writer(path: str, *, durable: bool = True, mode: int | None = None, t
         fsync_dir(os.path.dirname(path) or ".")
 
 
+def copy_file(src: BinaryIO, dst: BinaryIO) -> None:
+    """Copy the rest of `src` to `dst` in the kernel where it can (copy_file_range), else by blocks."""
+    dst.flush()
+    try:
+        while os.copy_file_range(src.fileno(), dst.fileno(), 1 << 30):
+            pass
+        return
+    except (AttributeError, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            raise
+    shutil.copyfileobj(src, dst, 1 << 20)
+
+
 def write_file_atomic(path: str, data: bytes, *, durable: bool = True) -> None:
     with atomic_writer(path, durable=durable) as f:
         f.write(data)

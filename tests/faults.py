@@ -62,6 +62,10 @@ class FaultyBackend:
         self._enter("store", name)
         self.inner.store(name, data)
 
+    def store_file(self, name: str, local_path: str) -> None:
+        self._enter("store", name)
+        self.inner.store_file(name, local_path)
+
     def create(self, name: str, data: bytes) -> None:
         self._enter("create", name)
         self.inner.create(name, data)

@@ -9,6 +9,7 @@ before any use. Errors are ArtvcError subclasses with fixed meanings:
 """
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 import threading
@@ -40,6 +41,9 @@ class Backend(Protocol):
 
     def store(self, name: str, data: bytes) -> None:
         """Write an object atomically: readers see the old content or the new, never a part."""
+
+    def store_file(self, name: str, local_path: str) -> None:
+        """Like store, from a local file, streamed: a 16 MiB pack is never held in memory whole."""
 
     def create(self, name: str, data: bytes) -> None:
         """Write an object only if none exists under that name; RemoteExistsError otherwise."""
@@ -85,6 +89,9 @@ class RetryingBackend:
 
     def store(self, name: str, data: bytes) -> None:
         self._call(self.inner.store, name, data)
+
+    def store_file(self, name: str, local_path: str) -> None:
+        self._call(self.inner.store_file, name, local_path)
 
     def create(self, name: str, data: bytes) -> None:
         # Not retried blindly: a create that reached the remote before the connection dropped
@@ -136,6 +143,10 @@ class CountingBackend:
     def store(self, name: str, data: bytes) -> None:
         self.inner.store(name, data)
         self._count("store", sent=len(data))
+
+    def store_file(self, name: str, local_path: str) -> None:
+        self.inner.store_file(name, local_path)
+        self._count("store", sent=os.path.getsize(local_path))
 
     def create(self, name: str, data: bytes) -> None:
         try:

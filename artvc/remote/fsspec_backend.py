@@ -27,10 +27,11 @@ from ..errors import (
     RemotePermissionError,
     RemoteUnreachableError,
 )
-from ..fsutil import fsync_dir
+from ..fsutil import copy_file, fsync_dir
 from .backend import Backend, check_name
 
 SFTP_BLOCK = 32 << 10
+STREAM_BLOCK = 1 << 20
 UNREACHABLE_ERRNOS = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT, errno.ECONNRESET, errno.EPIPE}
 
 
@@ -118,6 +119,11 @@ class FsspecBackend:
         self._parent(path)
         self._guard(name, self.fs.pipe_file, path, data)
 
+    def store_file(self, name: str, local_path: str) -> None:
+        path = self.path(name)
+        self._parent(path)
+        self._guard(name, self.fs.put_file, local_path, path)
+
     def create(self, name: str, data: bytes) -> None:
         path = self.path(name)
         self._parent(path)
@@ -171,6 +177,14 @@ class LocalBackend(FsspecBackend):
         self._guard(name, os.replace, tmp, path)
         fsync_dir(os.path.dirname(path))
 
+    def store_file(self, name: str, local_path: str) -> None:
+        """Copied in the kernel (copy_file_range: a reflink where the filesystem offers one)."""
+        path = self.path(name)
+        self._parent(path)
+        tmp = self._write_temp(path, None, local_path)
+        self._guard(name, os.replace, tmp, path)
+        fsync_dir(os.path.dirname(path))
+
     def create(self, name: str, data: bytes) -> None:
         path = self.path(name)
         self._parent(path)
@@ -185,12 +199,16 @@ class LocalBackend(FsspecBackend):
             os.unlink(tmp)
         fsync_dir(os.path.dirname(path))
 
-    def _write_temp(self, path: str, data: bytes) -> str:
+    def _write_temp(self, path: str, data: bytes | None, source: str | None = None) -> str:
         folder, base = os.path.split(path)
         tmp = os.path.join(folder, f".artvc-tmp-{base}-{secrets.token_hex(4)}")
         try:
             with open(tmp, "xb") as f:
-                f.write(data)
+                if source is None:
+                    f.write(data)
+                else:
+                    with open(source, "rb") as src:
+                        copy_file(src, f)
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as exc:
@@ -294,6 +312,22 @@ class SFTPBackend:
             with sftp.open(tmp, "wb") as f:
                 f.set_pipelined(True)
                 f.write(data)
+            sftp.posix_rename(tmp, path)
+
+        self._guard(name, write)
+
+    def store_file(self, name: str, local_path: str) -> None:
+        path = self.path(name)
+        folder, base = path.rsplit("/", 1)
+        tmp = f"{folder}/.artvc-tmp-{base}-{secrets.token_hex(4)}"
+
+        def write() -> None:
+            self._makedirs(folder)
+            sftp = self._sftp()
+            with open(local_path, "rb") as src, sftp.open(tmp, "wb") as f:
+                f.set_pipelined(True)
+                while block := src.read(STREAM_BLOCK):
+                    f.write(block)
             sftp.posix_rename(tmp, path)
 
         self._guard(name, write)

@@ -96,17 +96,19 @@ class Transfer:
                 writer.add(blob_id, loc.blob_type, loc.compression, loc.raw_len, stored)
             pack_id, _ = writer.finish(work_dir)
             path = pack_path(work_dir, pack_id)
+        size = os.path.getsize(path)
         with open(path, "rb") as f:
-            data = f.read()
-        tail = data[-TRAILER.size :]
-        index_offset, _, _ = parse_trailer(tail, len(data))
-        self.backend.store(layout.pack_name(pack_id), data)
-        self.backend.store(layout.index_name(pack_id), data[index_offset:])
-        locations = self._parse_remote_index(pack_id, data[index_offset:])
+            f.seek(size - TRAILER.size)
+            index_offset, _, _ = parse_trailer(f.read(TRAILER.size), size)
+            f.seek(index_offset)
+            index = f.read()
+        locations = self._parse_remote_index(pack_id, index)
+        self.backend.store_file(layout.pack_name(pack_id), path)
+        self.backend.store(layout.index_name(pack_id), index)
         with self.repo.index.write() as txn:
             self.state.add_pack(txn, pack_id, locations)
-        self.bytes_up += len(data)
-        self.progress(len(data))
+        self.bytes_up += size
+        self.progress(size)
 
     # ---- download ----------------------------------------------------------------------------
     def download_blobs(self, blob_ids: Iterable[bytes], writer: StoreWriter) -> int:
