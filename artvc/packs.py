@@ -146,6 +146,15 @@ class PackWriter:
         self._ids.add(blob_id)
         return entry
 
+    def add_many(self, blobs: list[tuple[bytes, int, int, int, bytes | memoryview]]) -> None:
+        """add() for (blob id, type, compression, raw length, stored bytes) tuples: one write for all."""
+        offset = self._size
+        for blob_id, blob_type, compression, raw_len, stored in blobs:
+            self._entries.append(PackIndexEntry(blob_id, blob_type, compression, raw_len, len(stored), offset))
+            self._ids.add(blob_id)
+            offset += len(stored)
+        self._write(b"".join(b[4] for b in blobs))
+
     def finish(self, packs_dir: str) -> tuple[bytes, list[PackIndexEntry]]:
         """Write the index and trailer, fsync, and rename to packs/<xx>/<id>.pack. Returns (id, entries)."""
         index = encode_index(self._entries)

@@ -38,6 +38,9 @@ IN_FLIGHT = 64
 # Files up to this size are read whole and processed on a worker thread, many files at a time.
 SMALL_FILE = 4 << 20
 IN_FLIGHT_BYTES = 64 << 20
+# Small files travel to the worker threads in batches of up to this many files or bytes.
+BATCH_FILES = 128
+BATCH_BYTES = 2 << 20
 WRITE_QUEUE = 64
 
 
@@ -167,6 +170,26 @@ class Store:
         return StoreWriter(self)
 
 
+def _read_small(path: str, expected_size: int) -> tuple[bytes, os.stat_result]:
+    """A small file's bytes and its stat after reading, in as few system calls as it takes.
+
+    One read of one byte more than expected: a shorter read is the end of a regular file; a full
+    one means the file grew, and the rest is read so the caller's size check sees the change.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        want = expected_size + 1
+        data = os.read(fd, want)
+        if len(data) == want:
+            parts = [data]
+            while block := os.read(fd, 1 << 20):
+                parts.append(block)
+            data = b"".join(parts)
+        return data, os.fstat(fd)
+    finally:
+        os.close(fd)
+
+
 def _path_error(path: str, exc: OSError) -> PathError:
     if isinstance(exc, FileNotFoundError):
         return PathError(f"{path} disappeared while it was being read; run the command again")
@@ -252,6 +275,24 @@ class StoreWriter:
         self.new_blobs += 1
         self._send(("blob", blob_type == BLOB_DATA, blob_id, blob_type, compression, raw_len, stored))
 
+    def _append_many(self, blobs: list[tuple[bytes, int, int, tuple[int, bytes] | None, bytes]]) -> None:
+        """_append for many blobs at once: one hand-over to the writer thread for all of them."""
+        out = []
+        for blob_id, blob_type, raw_len, prepared, data in blobs:
+            if blob_id in self._pending:
+                continue
+            if prepared is None:
+                if not self.relocate and self.store.has_blob(blob_id):
+                    continue
+                prepared = compress_blob(data, self.store.settings.compression_level, self._compressor())
+            compression, stored = prepared
+            self._pending.add(blob_id)
+            self.new_bytes += len(stored)
+            self.new_blobs += 1
+            out.append((blob_type == BLOB_DATA, blob_id, blob_type, compression, raw_len, stored))
+        if out:
+            self._send(("blobs", out))
+
     # ---- the writer thread -------------------------------------------------------------------
     def _send(self, item: tuple) -> None:
         if self._error is not None:
@@ -270,6 +311,8 @@ class StoreWriter:
                 if kind == "blob" and self._error is None:
                     _, is_data, blob_id, blob_type, compression, raw_len, stored = item
                     self._write_blob(is_data, blob_id, blob_type, compression, raw_len, stored)
+                elif kind == "blobs" and self._error is None:
+                    self._write_blobs(item[1])
                 elif kind == "flush":
                     if self._error is None:
                         for key in list(self._packs):
@@ -292,14 +335,39 @@ class StoreWriter:
                     item[1].set()
 
     def _write_blob(self, is_data: bool, blob_id: bytes, blob_type: int, compression: int, raw_len: int, stored) -> None:
+        pack = self._open_pack(is_data)
+        pack.add(blob_id, blob_type, compression, raw_len, stored)
+        if pack.size >= self.store.settings.pack_size:
+            self._seal(is_data)
+
+    def _write_blobs(self, blobs: list[tuple[bool, bytes, int, int, int, bytes]]) -> None:
+        """_write_blob for a batch: consecutive blobs bound for one pack are written in one call."""
+        run: list[tuple[bytes, int, int, int, bytes]] = []
+        run_bytes = 0
+        run_is_data = blobs[0][0]
+        for is_data, blob_id, blob_type, compression, raw_len, stored in blobs:
+            if run and (is_data != run_is_data or self._open_pack(run_is_data).size + run_bytes >= self.store.settings.pack_size):
+                self._flush_run(run_is_data, run)
+                run, run_bytes = [], 0
+            run_is_data = is_data
+            run.append((blob_id, blob_type, compression, raw_len, stored))
+            run_bytes += len(stored)
+        if run:
+            self._flush_run(run_is_data, run)
+
+    def _flush_run(self, is_data: bool, run: list[tuple[bytes, int, int, int, bytes]]) -> None:
+        pack = self._open_pack(is_data)
+        pack.add_many(run)
+        if pack.size >= self.store.settings.pack_size:
+            self._seal(is_data)
+
+    def _open_pack(self, is_data: bool) -> PackWriter:
         pack = self._packs.get(is_data)
         if pack is None:
             os.makedirs(self.store.tmp_dir, exist_ok=True)
             pack = PackWriter(os.path.join(self.store.tmp_dir, f"pack-{secrets.token_hex(8)}.tmp"))
             self._packs[is_data] = pack
-        pack.add(blob_id, blob_type, compression, raw_len, stored)
-        if pack.size >= self.store.settings.pack_size:
-            self._seal(is_data)
+        return pack
 
     def __contains__(self, blob_id: bytes) -> bool:
         return blob_id in self._pending
@@ -341,26 +409,42 @@ class StoreWriter:
     def add_paths(self, paths: Iterable[tuple[object, str, int]]) -> Iterator[tuple[object, FileChunks, os.stat_result]]:
         """Store many files given as (key, path, expected size); yields (key, chunks, stat after reading) in order.
 
-        Small files are read, chunked, hashed and compressed whole on worker threads, several at
-        once; large files stream through `add_file` so memory stays bounded.
+        Small files go to worker threads in batches (read, chunk, hash and compress whole), so the
+        threads hand over work once per batch, not once per file; large files stream through
+        `add_file` so memory stays bounded.
         """
         pool = _shared_pool()
-        pending: deque[tuple[object, Future]] = deque()
+        pending: deque[tuple[list[tuple[object, str, int]], Future]] = deque()
+        batch: list[tuple[object, str, int]] = []
+        batch_bytes = 0
         in_flight = 0
 
-        def finish_one() -> tuple[object, FileChunks, os.stat_result]:
+        def submit() -> None:
+            nonlocal batch, batch_bytes, in_flight
+            if batch:
+                pending.append((batch, pool.submit(self._prepare_batch, [(path, size) for _, path, size in batch])))
+                in_flight += batch_bytes
+                batch, batch_bytes = [], 0
+
+        def finish_one() -> list[tuple[object, FileChunks, os.stat_result]]:
             nonlocal in_flight
-            key, fut = pending.popleft()
-            chunks, prepared, after = fut.result()
-            in_flight -= chunks.size
-            for (blob_id, raw_len), (prep, data) in zip(chunks.chunks, prepared):
-                self._append(blob_id, BLOB_DATA, raw_len, prep, data)
-            return key, chunks, after
+            items, fut = pending.popleft()
+            results = fut.result()
+            blobs = []
+            done = []
+            for (key, _, size), (chunks, prepared, after) in zip(items, results):
+                in_flight -= size
+                for (blob_id, raw_len), (prep, data) in zip(chunks.chunks, prepared):
+                    blobs.append((blob_id, BLOB_DATA, raw_len, prep, data))
+                done.append((key, chunks, after))
+            self._append_many(blobs)
+            return done
 
         for key, path, size in paths:
             if size > SMALL_FILE:
+                submit()
                 while pending:
-                    yield finish_one()
+                    yield from finish_one()
                 try:
                     with open(path, "rb") as fh:
                         chunks = self.add_file(fh)
@@ -369,27 +453,35 @@ class StoreWriter:
                     raise _path_error(path, exc) from None
                 yield key, chunks, after
                 continue
-            pending.append((key, pool.submit(self._prepare_small, path)))
-            in_flight += size
-            while pending and (len(pending) > 4 * IN_FLIGHT or in_flight > IN_FLIGHT_BYTES):
-                yield finish_one()
+            batch.append((key, path, size))
+            batch_bytes += size
+            if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
+                submit()
+            while pending and (len(pending) > 2 * WORKERS or in_flight > IN_FLIGHT_BYTES):
+                yield from finish_one()
+        submit()
         while pending:
-            yield finish_one()
+            yield from finish_one()
 
-    def _prepare_small(self, path: str) -> tuple[FileChunks, list[tuple[tuple[int, bytes] | None, bytes]], os.stat_result]:
+    def _prepare_batch(self, files: list[tuple[str, int]]) -> list[tuple[FileChunks, list[tuple[tuple[int, bytes] | None, bytes]], os.stat_result]]:
+        """Read, chunk, hash and compress a batch of small files on one worker thread."""
+        with self.store.index.read() as txn:
+            return [self._prepare_small(path, size, txn) for path, size in files]
+
+    def _prepare_small(self, path: str, expected_size: int, txn) -> tuple[FileChunks, list[tuple[tuple[int, bytes] | None, bytes]], os.stat_result]:
         try:
-            with open(path, "rb") as fh:
-                data = fh.read()
-                after = os.fstat(fh.fileno())
+            data, after = _read_small(path, expected_size)
         except OSError as exc:
             raise _path_error(path, exc) from None
         chunk_list = []
         prepared = []
+        level = self.store.settings.compression_level
         for piece in self.store.data_chunker.cut_bytes(data):
-            raw = bytes(piece)
-            blob_id, raw_len, prep = self._prepare(raw)
-            chunk_list.append((blob_id, raw_len))
-            prepared.append((prep, raw))
+            raw = bytes(piece) if len(piece) != len(data) else data
+            blob_id = chunker.hash_bytes(raw)
+            known = blob_id in self._pending or (not self.relocate and self.store.locate(blob_id, txn) is not None)
+            chunk_list.append((blob_id, len(raw)))
+            prepared.append((None if known else compress_blob(raw, level, self._compressor()), raw))
         if len(chunk_list) == 1:
             digest = chunk_list[0][0]
         else:

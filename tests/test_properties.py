@@ -91,6 +91,24 @@ def test_pack_round_trip(tmp_path_factory, blobs, level: int) -> None:
         assert e.blob_type == expected[e.blob_id][0]
 
 
+@PROFILE
+@given(blob_strategy, st.lists(st.integers(1, 5), min_size=1, max_size=20))
+def test_pack_written_in_batches_equals_pack_written_blob_by_blob(tmp_path_factory, blobs, batch_sizes) -> None:
+    folder = str(tmp_path_factory.mktemp("packs"))
+    unique = {hash_bytes(data): (blob_type, data) for blob_type, data in blobs}
+    rows = [(blob_id, t, *packs.compress_blob(d, 1), d) for blob_id, (t, d) in unique.items()]
+    one_by_one = packs.PackWriter(os.path.join(folder, "a.tmp"))
+    for blob_id, blob_type, compression, stored, data in rows:
+        one_by_one.add(blob_id, blob_type, compression, len(data), stored)
+    batched = packs.PackWriter(os.path.join(folder, "b.tmp"))
+    position, sizes = 0, iter(batch_sizes * len(rows))
+    while position < len(rows):
+        batch = rows[position : position + next(sizes)]
+        batched.add_many([(b, t, c, len(d), s) for b, t, c, s, d in batch])
+        position += len(batch)
+    assert one_by_one.finish(folder) == batched.finish(folder)
+
+
 def test_every_single_byte_flip_in_a_pack_is_detected(tmp_path) -> None:
     folder = str(tmp_path)
     writer = packs.PackWriter(os.path.join(folder, "tmp.pack"))
