@@ -232,12 +232,20 @@ class Repo:
             if name and not paths and not self.versions(n):
                 raise UnknownArtifactError(n)
             head = self.head(n)
-            out[n] = self._compare_workspace(ws, paths, head.entries if head else [])
+            disk = ws.scan(paths, self.reporter.warn)
+            signature = ws.scan_signature(disk, bytes.fromhex(head.id) if head else b"")
+            if ws.known_clean(n, signature):
+                out[n] = Changes([], [], [])
+                continue
+            out[n] = self._compare_workspace(ws, paths, head.entries if head else [], disk)
+            if out[n].clean:
+                ws.remember_clean(n, signature, disk)
         return out
 
-    def _compare_workspace(self, ws: Workspace, paths: list[str], entries: list[Entry]) -> Changes:
+    def _compare_workspace(self, ws: Workspace, paths: list[str], entries: list[Entry],
+                           disk: dict[str, DiskFile] | None = None) -> Changes:
         """Disk against a version's entries; paths held by external references are not disk files."""
-        disk = ws.scan(paths, self.reporter.warn)
+        disk = ws.scan(paths, self.reporter.warn) if disk is None else dict(disk)
         ref_paths = {e.path for e in entries if e.kind == KIND_REFERENCE}
         for path in ref_paths:
             disk.pop(path, None)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterator
 
 import blake3
-import pyfastcdc
 
 HASH_ALGORITHM = "blake3"
 DIGEST_SIZE = 32
@@ -60,9 +59,18 @@ class Chunker:
     def __init__(self, params: ChunkerParams) -> None:
         params.validate()
         self.params = params
-        self._cdc = pyfastcdc.FastCDC(
-            avg_size=params.avg_size, min_size=params.min_size, max_size=params.max_size
-        )
+        self._fastcdc = None
+
+    @property
+    def _cdc(self):
+        """pyfastcdc is imported on first use: commands that only read never pay for it."""
+        if self._fastcdc is None:
+            import pyfastcdc
+
+            self._fastcdc = pyfastcdc.FastCDC(
+                avg_size=self.params.avg_size, min_size=self.params.min_size, max_size=self.params.max_size
+            )
+        return self._fastcdc
 
     def cut_bytes(self, data: bytes | memoryview) -> Iterator[memoryview]:
         """Chunks of an in-memory buffer (views into it)."""

@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import shutil
 from contextlib import contextmanager
 from typing import BinaryIO, Iterator
 
 TEMP_MARK = ".artvc-tmp-"
+
+
+def random_hex(nbytes: int) -> str:
+    """Random hex for temporary names (what secrets.token_hex does, without importing secrets)."""
+    return os.urandom(nbytes).hex()
 
 
 def fsync_dir(path: str) -> None:
@@ -25,8 +29,8 @@ def temp_name_for(path: str, temp_dir: str | None = None) -> str:
     visible where `path` lives, even after a kill -9."""
     folder, base = os.path.split(path)
     if temp_dir is not None:
-        return os.path.join(temp_dir, f"{base[:40]}{TEMP_MARK}{secrets.token_hex(8)}")
-    return os.path.join(folder, f".{base}{TEMP_MARK}{secrets.token_hex(4)}")
+        return os.path.join(temp_dir, f"{base[:40]}{TEMP_MARK}{random_hex(8)}")
+    return os.path.join(folder, f".{base}{TEMP_MARK}{random_hex(4)}")
 
 
 def replace_into(tmp: str, path: str) -> None:

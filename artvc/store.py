@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import queue
-import secrets
 import struct
 import threading
 from collections import OrderedDict, deque
@@ -20,6 +19,7 @@ import zstandard
 
 from . import chunker
 from .errors import CorruptObjectError, MissingObjectError, PathError
+from .fsutil import random_hex
 from .index import Index
 from .packs import (
     BLOB_DATA,
@@ -365,7 +365,7 @@ class StoreWriter:
         pack = self._packs.get(is_data)
         if pack is None:
             os.makedirs(self.store.tmp_dir, exist_ok=True)
-            pack = PackWriter(os.path.join(self.store.tmp_dir, f"pack-{secrets.token_hex(8)}.tmp"))
+            pack = PackWriter(os.path.join(self.store.tmp_dir, f"pack-{random_hex(8)}.tmp"))
             self._packs[is_data] = pack
         return pack
 

@@ -30,6 +30,8 @@ RACY_WINDOW_NS = 2_000_000_000
 STAT = struct.Struct("<QqQq32s")
 # Files written from external references are remembered under this prefix (no path starts with NUL).
 REF_KEY = b"\0ref:"
+# The scan signature of each artifact's last clean comparison, under this prefix (see known_clean).
+CLEAN_KEY = b"\0clean:"
 
 
 class DiskFile(NamedTuple):
@@ -184,6 +186,34 @@ class Workspace:
             for f, digest in items:
                 value = STAT.pack(f.size, f.mtime_ns, f.ino, f.ctime_ns, digest) + struct.pack("<q", now)
                 txn.put(f.path.encode("utf-8", "surrogateescape"), value, db=db)
+
+    # ---- the known-clean shortcut for status ----------------------------------------------------
+    @staticmethod
+    def scan_signature(disk: dict[str, DiskFile], version_id: bytes) -> bytes:
+        """A digest of every fact a scan saw (paths, sizes, times, inodes, modes, link targets) and
+        the version compared with: equal signatures mean an equal comparison, as far as the stat
+        cache can tell (the same trust the stat cache already has)."""
+        text = "\n".join([
+            f"{f.path}\0{f.kind}\0{f.size}\0{f.mtime_ns}\0{f.ino}\0{f.ctime_ns}\0{f.executable:d}\0{f.target}"
+            for f in disk.values()
+        ])
+        hasher = chunker.new_hasher()
+        hasher.update(version_id)
+        hasher.update(text.encode("utf-8", "surrogateescape"))
+        return hasher.digest()
+
+    def known_clean(self, name: str, signature: bytes) -> bool:
+        """True when the last comparison of `name` that found it clean saw exactly this signature."""
+        with self.repo.index.read() as txn:
+            return txn.get(CLEAN_KEY + name.encode(), db=self.repo.index.db["statcache"]) == signature
+
+    def remember_clean(self, name: str, signature: bytes, disk: dict[str, DiskFile]) -> None:
+        """Record a clean comparison, unless a file changed too recently to trust its timestamps."""
+        newest = max((f.mtime_ns for f in disk.values()), default=0)
+        if newest + RACY_WINDOW_NS > time.time_ns():
+            return
+        with self.repo.index.write() as txn:
+            txn.put(CLEAN_KEY + name.encode(), signature, db=self.repo.index.db["statcache"])
 
     def hash_file(self, rel: str) -> bytes:
         """BLAKE3 of a file's content: the same digest a version records for it."""

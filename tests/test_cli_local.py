@@ -242,6 +242,60 @@ def test_status_same_size_modification_is_detected(repo, cli):
     assert commit_one(cli)[:2] == ("ds", 1)
 
 
+def _age(root, seconds: int = 3600) -> None:
+    """Move every file's mtime into the past, so the stat cache and the clean mark may trust it."""
+    for folder, _, files in os.walk(root):
+        if ".artvc" in folder.split(os.sep):
+            continue
+        for name in files:
+            st = os.stat(os.path.join(folder, name))
+            os.utime(os.path.join(folder, name), ns=(st.st_atime_ns, st.st_mtime_ns - seconds * 10**9))
+
+
+def test_status_shortcut_for_a_known_clean_workspace_still_sees_every_change(repo, cli):
+    from artvc.index import open_index
+    from artvc.workspace import CLEAN_KEY
+
+    write(repo / "d" / "a.bin", b"A" * 1000)
+    write(repo / "d" / "b.bin", b"B" * 10)
+    assert_ok(cli("add", "d", "-a", "ds"))
+    commit_one(cli)
+    _age(repo)
+    assert assert_ok(cli("status", "--json")).json()["artifacts"]["ds"]["clean"] is True
+    with open_index(str(repo / ".artvc" / "index")).read() as txn:
+        assert txn.get(CLEAN_KEY + b"ds", db=open_index(str(repo / ".artvc" / "index")).db["statcache"]) is not None
+    assert assert_ok(cli("status", "--json")).json()["artifacts"]["ds"]["clean"] is True
+
+    # Same size, mtime put back: only the inode-change time differs, and that is enough.
+    st = os.stat(repo / "d" / "a.bin")
+    write(repo / "d" / "a.bin", b"A" * 999 + b"X")
+    os.utime(repo / "d" / "a.bin", ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert assert_ok(cli("status", "--json")).json()["artifacts"]["ds"]["modified"] == ["d/a.bin"]
+    commit_one(cli)
+    _age(repo)
+    assert assert_ok(cli("status", "--json")).json()["artifacts"]["ds"]["clean"] is True
+
+    # Another version checked out: the mark was for the old head, and does not apply.
+    assert_ok(cli("checkout", "ds:v0"))
+    _age(repo)
+    assert assert_ok(cli("status", "--json")).json()["artifacts"]["ds"]["clean"] is True
+    (repo / "d" / "b.bin").unlink()
+    assert assert_ok(cli("status", "--json")).json()["artifacts"]["ds"]["deleted"] == ["d/b.bin"]
+
+
+def test_status_does_not_mark_clean_while_files_are_fresh(repo, cli):
+    from artvc.index import open_index
+    from artvc.workspace import CLEAN_KEY
+
+    write(repo / "f.txt", "fresh")
+    assert_ok(cli("add", "f.txt", "-a", "ds"))
+    commit_one(cli)
+    assert assert_ok(cli("status", "--json")).json()["artifacts"]["ds"]["clean"] is True
+    index = open_index(str(repo / ".artvc" / "index"))
+    with index.read() as txn:
+        assert txn.get(CLEAN_KEY + b"ds", db=index.db["statcache"]) is None
+
+
 def test_status_of_unknown_artifact(repo, cli):
     assert_error(cli("status", "nosuch"))
 
