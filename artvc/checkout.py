@@ -13,7 +13,7 @@ import stat as statmod
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
 from . import chunker
 from .errors import ConflictError, CorruptObjectError, PathError
@@ -41,9 +41,25 @@ WRITERS = 8
 
 def _lstat(root: str, rel: str) -> os.stat_result | None:
     try:
-        return os.lstat(os.path.join(root, *rel.split("/")))
+        return os.lstat(_join(root, rel))
     except (FileNotFoundError, NotADirectoryError):
         return None
+
+
+def _join(root: str, rel: str) -> str:
+    """root + a POSIX relative path (entry paths are validated: no '..', no absolute)."""
+    return f"{root}/{rel}" if os.sep == "/" else os.path.join(root, *rel.split("/"))
+
+
+def _all_parents(paths: Iterable[str]) -> set[str]:
+    """Every folder above the given paths, each found once (stops at a folder already seen)."""
+    folders: set[str] = set()
+    for path in paths:
+        parent = path.rpartition("/")[0]
+        while parent and parent not in folders:
+            folders.add(parent)
+            parent = parent.rpartition("/")[0]
+    return folders
 
 
 class _Disk:
@@ -87,7 +103,7 @@ def make_plan(root: str, target: list[Entry], current: dict[str, Entry], force: 
         plan.refs = [e for e in target if e.kind == KIND_REFERENCE]
         return plan
     target_paths = {e.path for e in target}
-    parents = {p for e in target for p in iter_parents(e.path)}
+    parents = _all_parents(target_paths)
     candidates: dict[str, list[Entry]] = {}
     for e in target:
         candidates.setdefault(e.path, []).append(e)
@@ -106,15 +122,18 @@ def make_plan(root: str, target: list[Entry], current: dict[str, Entry], force: 
         else:
             plan.conflicts.append(path)
     deleting = set(plan.deletes)
+    # Folders of the target that are files or symlinks on disk: usually none, so the per-entry check is skipped.
+    blocked = {p for p in parents if disk.stats.get(p) is not None and not statmod.S_ISDIR(disk.stats[p].st_mode)}
     for entry in target:
-        for parent in iter_parents(entry.path):
-            st = disk.stats.get(parent)
-            if st is not None and not statmod.S_ISDIR(st.st_mode) and parent not in deleting:
-                if force and not statmod.S_ISLNK(st.st_mode) and parent not in target_paths:
-                    plan.deletes.append(parent)
-                    deleting.add(parent)
-                else:
-                    plan.conflicts.append(parent)
+        if blocked:
+            for parent in iter_parents(entry.path):
+                st = disk.stats.get(parent)
+                if st is not None and not statmod.S_ISDIR(st.st_mode) and parent not in deleting:
+                    if force and not statmod.S_ISLNK(st.st_mode) and parent not in target_paths:
+                        plan.deletes.append(parent)
+                        deleting.add(parent)
+                    else:
+                        plan.conflicts.append(parent)
         st = disk.stats.get(entry.path)
         if entry.kind == KIND_REFERENCE:
             _plan_reference(plan, entry, st, current.get(entry.path), force, disk, ref_written, signature)
