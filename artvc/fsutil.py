@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import shutil
 from contextlib import contextmanager
@@ -24,13 +25,25 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+_temp_counter = itertools.count()
+_temp_process: tuple[int, str] = (0, "")
+
+
+def _unique() -> str:
+    """Unique among processes (pid + random) and threads (a counter), without a syscall per name."""
+    global _temp_process
+    if _temp_process[0] != os.getpid():
+        _temp_process = (os.getpid(), random_hex(4))
+    return f"{_temp_process[1]}{_temp_process[0]:x}-{next(_temp_counter)}"
+
+
 def temp_name_for(path: str, temp_dir: str | None = None) -> str:
     """A temporary name beside `path`, or in `temp_dir` (same filesystem) so no partial file is ever
     visible where `path` lives, even after a kill -9."""
     folder, base = os.path.split(path)
     if temp_dir is not None:
-        return os.path.join(temp_dir, f"{base[:40]}{TEMP_MARK}{random_hex(8)}")
-    return os.path.join(folder, f".{base}{TEMP_MARK}{random_hex(4)}")
+        return os.path.join(temp_dir, f"{base[:40]}{TEMP_MARK}{_unique()}")
+    return os.path.join(folder, f".{base}{TEMP_MARK}{_unique()}")
 
 
 def replace_into(tmp: str, path: str) -> None:

@@ -25,7 +25,7 @@ DB_NAMES = (
     b"statcache",  # workspace path -> stat facts + digest + chunk list
     b"meta",       # format version and other store-wide facts
     b"remote_blobs",     # remote \0 blob id -> BlobLocation on that remote
-    b"remote_packs",     # remote \0 pack id -> b"" (its index has been read)
+    b"remote_packs",     # remote \0 pack id -> blob count u32 (its index has been read)
     b"remote_versions",  # remote \0 artifact \0 number(u32 BE) -> version id, as last seen there
     b"remote_aliases",   # remote \0 artifact \0 alias -> version id, as last seen there (the lease)
 )

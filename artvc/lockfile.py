@@ -51,7 +51,9 @@ def read(root: str) -> dict[str, LockEntry] | None:
     return entries
 
 
-def write(root: str, entries: list[LockEntry]) -> None:
+def write(root: str, entries: list[LockEntry], temp_dir: str | None = None) -> None:
+    """Rewrite the lock file atomically; its temporary file goes to `temp_dir` (same filesystem,
+    e.g. .artvc/tmp) so a kill -9 never leaves one in the workspace."""
     body = "".join(f"{e.name} v{e.number} {e.version_id}\n" for e in sorted(entries, key=lambda e: e.name))
     path = os.path.join(root, LOCK_NAME)
     try:
@@ -60,5 +62,7 @@ def write(root: str, entries: list[LockEntry]) -> None:
                 return
     except FileNotFoundError:
         pass  # no lock file yet: write one
-    with atomic_writer(path) as f:
+    if temp_dir is not None:
+        os.makedirs(temp_dir, exist_ok=True)
+    with atomic_writer(path, temp_dir=temp_dir) as f:
         f.write((HEADER + body).encode())

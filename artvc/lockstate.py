@@ -31,7 +31,7 @@ def write_lock(repo: "Repo") -> None:
                 if located:
                     entries.append(lockfile.LockEntry(name, located[1], vid.hex()))
         if entries or lockfile.read(repo.root) is not None:
-            lockfile.write(repo.root, entries)
+            lockfile.write(repo.root, entries, temp_dir=repo._repository.store.tmp_dir)
 
 
 def lock_differences(repo: "Repo") -> list[tuple[str, lockfile.LockEntry | None, "Version | None"]]:

@@ -19,11 +19,12 @@ import zstandard
 
 from . import chunker
 from .errors import CorruptObjectError, MissingObjectError, PathError
-from .fsutil import random_hex
+from .fsutil import fsync_dir, random_hex
 from .index import Index
 from .packs import (
     BLOB_DATA,
     BlobLocation,
+    PackIndexEntry,
     PackWriter,
     compress_blob,
     decode_blob,
@@ -38,6 +39,9 @@ IN_FLIGHT = 64
 # Files up to this size are read whole and processed on a worker thread, many files at a time.
 SMALL_FILE = 4 << 20
 IN_FLIGHT_BYTES = 64 << 20
+# Reading a file back: runs of chunks of about this size per worker task, this many runs ahead.
+READ_BATCH = 1 << 20
+READ_AHEAD = 2
 # Small files travel to the worker threads in batches of up to this many files or bytes.
 BATCH_FILES = 128
 BATCH_BYTES = 2 << 20
@@ -124,18 +128,58 @@ class Store:
         return stored
 
     def iter_file(self, chunks: tuple[tuple[bytes, int], ...]) -> Iterator[bytes]:
-        """The verified bytes of a file's chunks, in order; decompression runs ahead on threads."""
+        """The verified bytes of a file's chunks, in order; decompression runs ahead on threads.
+
+        Chunks go to the workers in runs of about READ_BATCH bytes, each run read with as few
+        preads as its layout allows, so threads hand over work once per run, not once per chunk.
+        """
         if len(chunks) == 1:
             yield self.get_blob(chunks[0][0], "chunk")
             return
+        with self.index.read() as txn:
+            located = []
+            for chunk_id, _length in chunks:
+                loc = self.locate(chunk_id, txn)
+                if loc is None:
+                    raise MissingObjectError(chunk_id.hex(), "chunk")
+                located.append((chunk_id, loc))
+        runs: list[list[tuple[bytes, BlobLocation]]] = [[]]
+        run_bytes = 0
+        for item in located:
+            if run_bytes >= READ_BATCH:
+                runs.append([])
+                run_bytes = 0
+            runs[-1].append(item)
+            run_bytes += item[1].raw_len
         pool = _shared_pool()
-        pending: list[Future] = []
-        for chunk_id, _length in chunks:
-            pending.append(pool.submit(self.get_blob, chunk_id, "chunk"))
-            if len(pending) >= IN_FLIGHT:
-                yield pending.pop(0).result()
-        for fut in pending:
-            yield fut.result()
+        pending: deque[Future] = deque()
+        for run in runs:
+            pending.append(pool.submit(self._read_run, run))
+            if len(pending) > READ_AHEAD:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
+
+    def _read_run(self, run: list[tuple[bytes, BlobLocation]]) -> list[bytes]:
+        """Verified bytes of consecutive chunks; neighbours in one pack are read with one pread."""
+        out = []
+        i = 0
+        while i < len(run):
+            first = run[i][1]
+            j = i + 1
+            end = first.offset + first.stored_len
+            while j < len(run) and run[j][1].pack_id == first.pack_id and run[j][1].offset == end:
+                end += run[j][1].stored_len
+                j += 1
+            data = self._pread(first.pack_id, first.offset, end - first.offset)
+            if len(data) != end - first.offset:
+                raise CorruptObjectError(f"pack {first.pack_id.hex()[:12]} is truncated")
+            view = memoryview(data)
+            for chunk_id, loc in run[i:j]:
+                start = loc.offset - first.offset
+                out.append(decode_blob(view[start : start + loc.stored_len], loc.compression, loc.raw_len, chunk_id))
+            i = j
+        return out
 
     def close(self) -> None:
         with self._handles_lock:
@@ -165,6 +209,24 @@ class Store:
                 txn.put(e.blob_id, loc.encode(), db=self.index.db["blobs"])
             txn.put(pack_id, PACK_INFO.pack(len(entries), size), db=self.index.db["packs"])
         return len(entries)
+
+    def adopt_pack(self, tmp_path: str, pack_id: bytes, entries: list[PackIndexEntry]) -> None:
+        """Move a complete, verified pack file (fetched whole) into the store, then index its blobs.
+
+        Same order as a written pack: durable under its name before the index names its blobs.
+        Blobs already indexed keep their location.
+        """
+        with open(tmp_path, "rb+") as f:
+            os.fsync(f.fileno())
+        final = pack_path(self.packs_dir, pack_id)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        os.replace(tmp_path, final)
+        fsync_dir(os.path.dirname(final))
+        with self.index.write() as txn:
+            for e in entries:
+                loc = BlobLocation(pack_id, e.offset, e.stored_len, e.raw_len, e.blob_type, e.compression)
+                txn.put(e.blob_id, loc.encode(), db=self.index.db["blobs"], overwrite=False)
+            txn.put(pack_id, PACK_INFO.pack(len(entries), os.path.getsize(final)), db=self.index.db["packs"])
 
     def writer(self) -> "StoreWriter":
         return StoreWriter(self)

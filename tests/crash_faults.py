@@ -20,10 +20,8 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from artvc import chunker, manifest, trees, varint
 from artvc.packs import (
@@ -251,20 +249,6 @@ class WriteFaults:
             raise OSError(self.error, os.strerror(self.error), what)
 
 
-class _FaultyFile:
-    def __init__(self, inner, faults: WriteFaults, name: str) -> None:
-        self._inner = inner
-        self._faults = faults
-        self._name = name
-
-    def write(self, data) -> int:
-        self._faults.hit(self._name)
-        return self._inner.write(data)
-
-    def __getattr__(self, item):
-        return getattr(self._inner, item)
-
-
 def install_pack_write_faults(monkeypatch, faults: WriteFaults) -> None:
     """Every write of a pack file (header, blob, index, trailer) and every pack rename counts as a write."""
     import artvc.packs as packs_mod
@@ -288,14 +272,13 @@ def install_checkout_write_faults(monkeypatch, faults: WriteFaults) -> None:
     """Every write() into a file that checkout materializes counts as a write."""
     import artvc.checkout as checkout_mod
 
-    original = checkout_mod.atomic_writer
+    original = checkout_mod._write_all
 
-    @contextmanager
-    def faulty_atomic_writer(path, *args, **kwargs) -> Iterator:
-        with original(path, *args, **kwargs) as f:
-            yield _FaultyFile(f, faults, path)
+    def faulty_write_all(fd: int, data) -> None:
+        faults.hit(f"checkout write to fd {fd}")
+        original(fd, data)
 
-    monkeypatch.setattr(checkout_mod, "atomic_writer", faulty_atomic_writer)
+    monkeypatch.setattr(checkout_mod, "_write_all", faulty_write_all)
 
 
 # ---- packs: where each blob lies ----------------------------------------------------------------------------

@@ -58,6 +58,10 @@ class FaultyBackend:
         self._enter("load", name)
         return self.inner.load(name, offset, length)
 
+    def load_file(self, name: str, local_path: str) -> None:
+        self._enter("load", name)
+        self.inner.load_file(name, local_path)
+
     def store(self, name: str, data: bytes) -> None:
         self._enter("store", name)
         self.inner.store(name, data)

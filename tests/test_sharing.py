@@ -688,6 +688,28 @@ def test_corrupt_pack_on_the_remote(repo, cli, tmp_path, monkeypatch):
     assert os.listdir(elsewhere) == []
 
 
+def test_fetch_keeps_a_fully_wanted_remote_pack_as_it_is(repo, cli, tmp_path, monkeypatch):
+    content = os.urandom(3 * MiB)
+    write(repo / "data" / "big.bin", content)
+    assert_ok(cli("add", "data", "-a", "ds"))
+    commit_one(cli)
+    url = tmp_path / "remote"
+    assert_ok(cli("remote", "add", "origin", str(url)))
+    assert_ok(cli("push"))
+    data_pack = max((url / "packs").rglob("*.pack"), key=lambda p: p.stat().st_size)
+
+    monkeypatch.chdir(tmp_path)
+    assert_ok(cli("clone", str(url), "clone"))
+    clone = tmp_path / "clone"
+    monkeypatch.chdir(clone)
+    assert_ok(cli("pull"))
+    local = clone / ".artvc" / "packs" / data_pack.parent.name / data_pack.name
+    assert local.read_bytes() == data_pack.read_bytes()
+    assert (clone / "data" / "big.bin").read_bytes() == content
+    assert not [n for n in os.listdir(clone / ".artvc" / "tmp") if n.startswith("fetch-")]
+    assert_ok(cli("verify"))
+
+
 def test_hostile_version_file(repo, cli, tmp_path, monkeypatch):
     write(repo / "data" / "file.txt", "content\n")
     assert_ok(cli("add", "data", "-a", "ds"))

@@ -39,6 +39,9 @@ class Backend(Protocol):
     def load(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         """Bytes of an object (or of a range of it)."""
 
+    def load_file(self, name: str, local_path: str) -> None:
+        """Copy a whole object into a new local file, streamed (never held in memory whole)."""
+
     def store(self, name: str, data: bytes) -> None:
         """Write an object atomically: readers see the old content or the new, never a part."""
 
@@ -86,6 +89,9 @@ class RetryingBackend:
 
     def load(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         return self._call(self.inner.load, name, offset, length)
+
+    def load_file(self, name: str, local_path: str) -> None:
+        self._call(self.inner.load_file, name, local_path)
 
     def store(self, name: str, data: bytes) -> None:
         self._call(self.inner.store, name, data)
@@ -139,6 +145,10 @@ class CountingBackend:
         data = self.inner.load(name, offset, length)
         self._count("load", received=len(data))
         return data
+
+    def load_file(self, name: str, local_path: str) -> None:
+        self.inner.load_file(name, local_path)
+        self._count("load", received=os.path.getsize(local_path))
 
     def store(self, name: str, data: bytes) -> None:
         self.inner.store(name, data)

@@ -114,6 +114,9 @@ class FsspecBackend:
         end = None if length is None else offset + length
         return self._guard(name, self.fs.cat_file, path, start=offset, end=end)
 
+    def load_file(self, name: str, local_path: str) -> None:
+        self._guard(name, self.fs.get_file, self.path(name), local_path)
+
     def store(self, name: str, data: bytes) -> None:
         path = self.path(name)
         self._parent(path)
@@ -176,6 +179,14 @@ class LocalBackend(FsspecBackend):
         tmp = self._write_temp(path, data)
         self._guard(name, os.replace, tmp, path)
         fsync_dir(os.path.dirname(path))
+
+    def load_file(self, name: str, local_path: str) -> None:
+        """Copied in the kernel, like store_file."""
+        def copy() -> None:
+            with open(self.path(name), "rb") as src, open(local_path, "xb") as dst:
+                copy_file(src, dst)
+
+        self._guard(name, copy)
 
     def store_file(self, name: str, local_path: str) -> None:
         """Copied in the kernel (copy_file_range: a reflink where the filesystem offers one)."""
@@ -300,6 +311,17 @@ class SFTPBackend:
                 return b"".join(f.readv(pieces))
 
         return self._guard(name, read)
+
+    def load_file(self, name: str, local_path: str) -> None:
+        path = self.path(name)
+
+        def read() -> None:
+            with self._sftp().open(path, "rb") as f, open(local_path, "xb") as dst:
+                f.prefetch()
+                while block := f.read(STREAM_BLOCK):
+                    dst.write(block)
+
+        self._guard(name, read)
 
     def store(self, name: str, data: bytes) -> None:
         path = self.path(name)

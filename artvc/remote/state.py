@@ -7,6 +7,7 @@ from ..index import Index
 from ..packs import BlobLocation
 
 NUM = struct.Struct(">I")
+PACK_COUNT = struct.Struct("<I")
 
 
 class RemoteState:
@@ -36,7 +37,12 @@ class RemoteState:
     def add_pack(self, txn, pack_id: bytes, locations: list[tuple[bytes, BlobLocation]]) -> None:
         for blob_id, loc in locations:
             txn.put(self.prefix + blob_id, loc.encode(), db=self.db["remote_blobs"])
-        txn.put(self.prefix + pack_id, b"", db=self.db["remote_packs"])
+        txn.put(self.prefix + pack_id, PACK_COUNT.pack(len(locations)), db=self.db["remote_packs"])
+
+    def pack_blob_count(self, txn, pack_id: bytes) -> int | None:
+        """How many blobs the remote pack holds (None: not known, e.g. cached by an older artvc)."""
+        raw = txn.get(self.prefix + pack_id, db=self.db["remote_packs"])
+        return PACK_COUNT.unpack(raw)[0] if raw is not None and len(raw) == PACK_COUNT.size else None
 
     def locate(self, txn, blob_id: bytes) -> BlobLocation | None:
         raw = txn.get(self.prefix + blob_id, db=self.db["remote_blobs"])

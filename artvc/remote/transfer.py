@@ -13,7 +13,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator
 
 from ..errors import CorruptObjectError, MissingObjectError, RemoteError
-from ..packs import INDEX_RECORD, TRAILER, BlobLocation, PackWriter, decode_blob, pack_path, parse_index, parse_trailer
+from .. import chunker
+from ..packs import INDEX_RECORD, TRAILER, BlobLocation, PackWriter, decode_blob, pack_path, parse_index, parse_trailer, read_pack_index
 from ..repository import Repository
 from ..store import PACK_INFO, StoreWriter
 from . import layout
@@ -112,16 +113,66 @@ class Transfer:
 
     # ---- download ----------------------------------------------------------------------------
     def download_blobs(self, blob_ids: Iterable[bytes], writer: StoreWriter) -> int:
-        """Fetch the blobs the local store lacks, verified, into `writer`. Returns bytes read."""
+        """Fetch the blobs the local store lacks, verified, into the store. Returns bytes read.
+
+        A remote pack whose every blob is wanted is copied whole and kept as it is (its name is the
+        hash of its content, and every blob in it is checked); the rest arrive as coalesced ranges
+        and are written into new packs by `writer`.
+        """
         store = self.repo.store
         with self.repo.index.read() as txn:
             todo = [b for b in dict.fromkeys(blob_ids) if store.locate(b, txn) is None and b not in writer]
+            whole, todo = self._whole_packs(txn, todo)
         total = 0
+        for size in bounded_map(self._adopt_pack, whole, self.jobs):
+            total += size
         for size, blobs in self._read_verified(todo):
             total += size
             for blob_id, loc, stored in blobs:
                 writer.add_verified(blob_id, loc.blob_type, loc.compression, stored, loc.raw_len)
         return total
+
+    def _whole_packs(self, txn, blob_ids: list[bytes]) -> tuple[list[tuple[bytes, set[bytes]]], list[bytes]]:
+        """Split wanted blobs into remote packs wanted entirely (pack id, blob ids) and the rest."""
+        by_pack: dict[bytes, list[bytes]] = {}
+        for blob_id in blob_ids:
+            loc = self.state.locate(txn, blob_id)
+            if loc is None:
+                raise MissingObjectError(blob_id.hex(), f"blob on {self.backend.url}")
+            by_pack.setdefault(loc.pack_id, []).append(blob_id)
+        whole, rest = [], []
+        for pack_id, blobs in by_pack.items():
+            if self.state.pack_blob_count(txn, pack_id) == len(blobs):
+                whole.append((pack_id, set(blobs)))
+            else:
+                rest.extend(blobs)
+        return whole, rest
+
+    def _adopt_pack(self, job: tuple[bytes, set[bytes]]) -> int:
+        """Copy one remote pack whole, check it (its hash, its index, every blob), and add it to the store."""
+        pack_id, wanted = job
+        store = self.repo.store
+        os.makedirs(store.tmp_dir, exist_ok=True)
+        tmp = os.path.join(store.tmp_dir, f"fetch-{secrets.token_hex(8)}.pack")
+        try:
+            self.backend.load_file(layout.pack_name(pack_id), tmp)
+            size = os.path.getsize(tmp)
+            with open(tmp, "rb") as f:
+                if chunker.hash_stream(f) != pack_id:
+                    raise CorruptObjectError(f"pack {pack_id.hex()[:12]} on {self.backend.url} does not match its name")
+                entries = read_pack_index(f, size)
+                if not wanted <= {e.blob_id for e in entries}:
+                    raise CorruptObjectError(f"pack {pack_id.hex()[:12]} on {self.backend.url} lacks blobs its index names")
+                for e in sorted(entries, key=lambda e: e.offset):
+                    f.seek(e.offset)
+                    decode_blob(f.read(e.stored_len), e.compression, e.raw_len, e.blob_id)
+            store.adopt_pack(tmp, pack_id, entries)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        self.bytes_down += size
+        self.progress(size)
+        return size
 
     def check_blobs(self, blob_ids: Iterable[bytes]) -> int:
         """Read and re-hash blobs on the remote without keeping them (verify --remote --read-data)."""
