@@ -35,7 +35,6 @@ from .packs import (
 PACK_TARGET_SIZE = 16 << 20
 PACK_INFO = struct.Struct("<IQ")
 WORKERS = max(2, min(4, os.cpu_count() or 2))
-IN_FLIGHT = 64
 # Files up to this size are read whole and processed on a worker thread, many files at a time.
 SMALL_FILE = 4 << 20
 IN_FLIGHT_BYTES = 64 << 20
@@ -45,7 +44,8 @@ READ_AHEAD = 2
 # Small files travel to the worker threads in batches of up to this many files or bytes.
 BATCH_FILES = 128
 BATCH_BYTES = 2 << 20
-WRITE_QUEUE = 64
+IN_FLIGHT_RUNS = 2 * WORKERS
+WRITE_QUEUE = 8
 
 
 @dataclass(frozen=True)
@@ -445,28 +445,54 @@ class StoreWriter:
         return blob_id
 
     def add_file(self, stream: BinaryIO) -> FileChunks:
-        """Chunk, hash, compress and store a file's content; returns its digest and chunk list."""
+        """Chunk, hash, compress and store a file's content; returns its digest and chunk list.
+
+        Chunks go to the workers in runs of about BATCH_BYTES, so threads hand over work once per
+        run rather than once per chunk; at most IN_FLIGHT_RUNS runs are held at once.
+        """
         pool = _shared_pool()
         file_hasher = chunker.new_hasher()
         chunks: list[tuple[bytes, int]] = []
-        pending: list[tuple[Future, bytes]] = []
+        pending: deque[tuple[Future, list[bytes]]] = deque()
+        run: list[bytes] = []
+        run_bytes = 0
         size = 0
 
         def drain(limit: int) -> None:
             while len(pending) > limit:
-                fut, data = pending.pop(0)
-                blob_id, raw_len, prepared = fut.result()
-                self._append(blob_id, BLOB_DATA, raw_len, prepared, data)
-                chunks.append((blob_id, raw_len))
+                fut, datas = pending.popleft()
+                prepared = fut.result()
+                self._append_many([(blob_id, BLOB_DATA, raw_len, prep, data)
+                                   for (blob_id, raw_len, prep), data in zip(prepared, datas)])
+                chunks.extend((blob_id, raw_len) for blob_id, raw_len, _ in prepared)
 
         for data in self.store.data_chunker.cut_stream(stream):
             size += len(data)
             file_hasher.update(data)
-            pending.append((pool.submit(self._prepare, data), data))
-            drain(IN_FLIGHT)
+            run.append(data)
+            run_bytes += len(data)
+            if run_bytes >= BATCH_BYTES:
+                pending.append((pool.submit(self._prepare_run, run), run))
+                run, run_bytes = [], 0
+                drain(IN_FLIGHT_RUNS)
+        if run:
+            pending.append((pool.submit(self._prepare_run, run), run))
         drain(0)
         digest = chunks[0][0] if len(chunks) == 1 else file_hasher.digest()
         return FileChunks(digest, size, tuple(chunks))
+
+    def _prepare_run(self, run: list[bytes]) -> list[tuple[bytes, int, tuple[int, bytes] | None]]:
+        """Hash each chunk and compress the ones the store lacks (one LMDB read for the run)."""
+        level = self.store.settings.compression_level
+        out = []
+        with self.store.index.read() as txn:
+            for data in run:
+                blob_id = chunker.hash_bytes(data)
+                if blob_id in self._pending or (not self.relocate and self.store.locate(blob_id, txn) is not None):
+                    out.append((blob_id, len(data), None))
+                else:
+                    out.append((blob_id, len(data), compress_blob(data, level, self._compressor())))
+        return out
 
     def add_paths(self, paths: Iterable[tuple[object, str, int]]) -> Iterator[tuple[object, FileChunks, os.stat_result]]:
         """Store many files given as (key, path, expected size); yields (key, chunks, stat after reading) in order.
