@@ -25,10 +25,10 @@ def new_hasher() -> "blake3.blake3":
     return blake3.blake3()
 
 
-def hash_stream(stream: BinaryIO, progress: Callable[[int], None] | None = None) -> bytes:
+def hash_stream(stream: BinaryIO, progress: Callable[[int], None] | None = None, block_size: int = READ_BLOCK) -> bytes:
     """BLAKE3 of everything a file object yields, read in large blocks (memory stays bounded)."""
     hasher = blake3.blake3()
-    for block in iter(lambda: stream.read(READ_BLOCK), b""):
+    for block in iter(lambda: stream.read(block_size), b""):
         hasher.update(block)
         if progress is not None:
             progress(len(block))

@@ -158,7 +158,7 @@ class Transfer:
             self.backend.load_file(layout.pack_name(pack_id), tmp)
             size = os.path.getsize(tmp)
             with open(tmp, "rb") as f:
-                if chunker.hash_stream(f) != pack_id:
+                if chunker.hash_stream(f, block_size=1 << 20) != pack_id:
                     raise CorruptObjectError(f"pack {pack_id.hex()[:12]} on {self.backend.url} does not match its name")
                 entries = read_pack_index(f, size)
                 if not wanted <= {e.blob_id for e in entries}:
