@@ -13,7 +13,7 @@ import stat as statmod
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from . import chunker
 from .errors import ConflictError, CorruptObjectError, PathError
@@ -37,6 +37,8 @@ DigestsOf = Callable[[list[DiskFile]], dict[str, bytes]]
 RefWritten = Callable[[str, os.stat_result], "bytes | None"]
 Signature = Callable[[Entry], bytes]
 WRITERS = 8
+BATCH_FILES = 64
+BATCH_BYTES = 4 << 20
 
 
 def _lstat(root: str, rel: str) -> os.stat_result | None:
@@ -324,6 +326,27 @@ def _copy(src: int, dst: int, offset: int, length: int) -> None:
         length -= done
 
 
+def _write_batches(entries: list[Entry]) -> Iterator[list[Entry]]:
+    """Consecutive entries of one folder, up to BATCH_FILES files or BATCH_BYTES bytes per batch."""
+    batch: list[Entry] = []
+    batch_bytes = 0
+    folder = None
+    for entry in entries:
+        entry_folder = entry.path.rpartition("/")[0]
+        if batch and (entry_folder != folder or len(batch) >= BATCH_FILES or batch_bytes + entry.size > BATCH_BYTES):
+            yield batch
+            batch, batch_bytes = [], 0
+        batch.append(entry)
+        batch_bytes += entry.size
+        folder = entry_folder
+    if batch:
+        yield batch
+
+
+def _write_batch(root: str, batch: list[Entry], store: Store, reuse: dict[str, Entry], temp_dir: str | None) -> list[tuple[Entry, os.stat_result]]:
+    return [(entry, write_entry(root, entry, store, reuse.get(entry.path), temp_dir)) for entry in batch]
+
+
 def sweep_temp_files(root: str, folders: set[str]) -> None:
     """Remove temporary files a killed checkout left in the folders about to be written."""
     for folder in folders:
@@ -358,22 +381,24 @@ def apply_plan(root: str, plan: Plan, store: Store, progress: Callable[[int], No
     for folder in sorted({posixpath.dirname(e.path) for e in plan.writes}):
         safe_mkdirs(root, folder)
     written = []
-    # File creation is slow on many filesystems and releases the GIL: write several files at once.
+    # File creation releases the GIL and may wait on the disk: several threads write at once. Each
+    # task is a batch of files of one folder, so threads rarely contend for the same folder's lock
+    # and hand over work once per batch.
     with ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="artvc-write") as pool:
-        window: deque[tuple[Future, Entry]] = deque()
+        window: deque[Future] = deque()
         try:
-            for entry in plan.writes:
-                window.append((pool.submit(write_entry, root, entry, store, plan.reuse.get(entry.path), temp_dir), entry))
-                if len(window) >= 4 * WRITERS:
-                    fut, done = window.popleft()
-                    written.append((done, fut.result()))
-                    progress(done.size)
+            for batch in _write_batches(plan.writes):
+                window.append(pool.submit(_write_batch, root, batch, store, plan.reuse, temp_dir))
+                if len(window) >= 2 * WRITERS:
+                    for done, st in window.popleft().result():
+                        written.append((done, st))
+                        progress(done.size)
             while window:
-                fut, done = window.popleft()
-                written.append((done, fut.result()))
-                progress(done.size)
+                for done, st in window.popleft().result():
+                    written.append((done, st))
+                    progress(done.size)
         except BaseException:
-            for fut, _ in window:
+            for fut in window:
                 fut.cancel()
             raise
     return written

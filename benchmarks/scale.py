@@ -3,7 +3,11 @@
 
 Prints one table (wall time and peak RSS of each artvc step, as a subprocess). Run on demand:
     python benchmarks/scale.py                     # 5 GiB sparse file, 50,000 small files
-    python benchmarks/scale.py --files 20000 200000 --sparse-gib 1 5
+    python benchmarks/scale.py --files 20000 200000 --sparse-gib 1 5 --random-gib 1 5
+
+--random-gib makes a version of one file of random bytes (nothing dedups or compresses: every byte
+goes through the chunker, the hash, the packs and back) plus one 5 KiB file, and also reports how
+many bytes a fresh repository reads from the share to fetch only that small file.
 """
 from __future__ import annotations
 
@@ -47,6 +51,58 @@ def sparse_case(work: str, gib: int) -> list[tuple[str, float, float]]:
     return rows
 
 
+def random_case(work: str, gib: int) -> list[tuple[str, float, float]]:
+    repo = os.path.join(work, f"random-{gib}")
+    os.makedirs(os.path.join(repo, "data"))
+    big = os.path.join(repo, "data", "big.bin")
+    with open(big, "wb") as f:
+        for _ in range(gib * 16):
+            f.write(os.urandom(64 << 20))
+    with open(os.path.join(repo, "data", "small.txt"), "wb") as f:
+        f.write(os.urandom(5 << 10))
+    share = os.path.join(work, f"share-random-{gib}")
+    rows = []
+    fresh_rss_run(["init"], repo)
+    fresh_rss_run(["add", "data", "-a", "big"], repo)
+    rows.append((f"{gib} GiB random file: commit", *fresh_rss_run(["commit", "-q"], repo)))
+    fresh_rss_run(["remote", "add", "s", share], repo)
+    rows.append((f"{gib} GiB random file: push to a folder", *fresh_rss_run(["push", "-q"], repo)))
+    rows.append((f"{gib} GiB random file: checkout --to", *fresh_rss_run(["checkout", "big", "--to", "out", "-q"], repo)))
+    same = subprocess.run(["cmp", big, os.path.join(repo, "out", "data", "big.bin")]).returncode == 0
+    rows.append((f"{gib} GiB random file: restored bytes identical", float(same), 0.0))
+    shutil.rmtree(os.path.join(repo, "out"))
+    read, requests = _bytes_to_fetch_one_file(os.path.join(work, f"fresh-{gib}"), share, "big", "data/small.txt")
+    rows.append((f"{gib} GiB version: fetch of its 5 KiB file alone reads (MiB / requests)", read / 1048576, requests))
+    shutil.rmtree(repo)
+    shutil.rmtree(share, ignore_errors=True)
+    shutil.rmtree(os.path.join(work, f"fresh-{gib}"), ignore_errors=True)
+    return rows
+
+
+def _bytes_to_fetch_one_file(folder: str, share: str, name: str, path: str) -> tuple[int, int]:
+    """Bytes and requests a fresh repository spends on the share to fetch one file of the latest version."""
+    from artvc.api import Repo
+    from artvc.manifest import KIND_FILE
+    from artvc.remote.backend import CountingBackend
+    from artvc.remote.fsspec_backend import open_backend
+    from artvc.remote.sync import Sync
+
+    fresh = Repo.init(folder)
+    try:
+        fresh.add_remote("origin", share)
+        counting = CountingBackend(open_backend(share))
+        repository = fresh._repository
+
+        def wanted(local):
+            entries = repository.version_manifest(local[name][-1][1])
+            return [c for e in entries if e.kind == KIND_FILE and e.path == path for c, _ in e.chunks]
+
+        Sync(repository, "origin", counting).fetch(wanted)
+        return counting.bytes_received, counting.requests
+    finally:
+        fresh.close()
+
+
 def many_case(work: str, count: int) -> list[tuple[str, float, float]]:
     repo = os.path.join(work, f"many-{count}")
     rng = random.Random(count)
@@ -76,6 +132,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sparse-gib", type=int, nargs="*", default=[5])
     ap.add_argument("--files", type=int, nargs="*", default=[50_000])
+    ap.add_argument("--random-gib", type=int, nargs="*", default=[])
     ap.add_argument("--root", help="work folder (default: a temporary one)")
     a = ap.parse_args()
     work = a.root or tempfile.mkdtemp(prefix="artvc-scale-")
@@ -84,6 +141,8 @@ def main() -> None:
     try:
         for gib in a.sparse_gib:
             rows += sparse_case(work, gib)
+        for gib in a.random_gib:
+            rows += random_case(work, gib)
         for count in a.files:
             rows += many_case(work, count)
     finally:
@@ -94,6 +153,8 @@ def main() -> None:
     for name, seconds, rss in rows:
         if name.endswith("identical"):
             print(f"| {name} | {'yes' if seconds else 'NO'} | |")
+        elif "reads" in name:
+            print(f"| {name} | {seconds:.2f} MiB | {rss:.0f} requests |")
         else:
             print(f"| {name} | {seconds:.2f} | {rss:.0f} MiB |")
 
