@@ -32,6 +32,7 @@ from .backend import Backend, check_name
 
 SFTP_BLOCK = 32 << 10
 STREAM_BLOCK = 1 << 20
+SFTP_WINDOW = 8 << 20
 UNREACHABLE_ERRNOS = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT, errno.ECONNRESET, errno.EPIPE}
 
 
@@ -317,9 +318,13 @@ class SFTPBackend:
 
         def read() -> None:
             with self._sftp().open(path, "rb") as f, open(local_path, "xb") as dst:
-                f.prefetch()
-                while block := f.read(STREAM_BLOCK):
-                    dst.write(block)
+                size = f.stat().st_size
+                # readv pipelines the block requests of each window; paramiko's whole-file prefetch
+                # was two times slower here when several packs were fetched at once.
+                for start in range(0, size, SFTP_WINDOW):
+                    end = min(start + SFTP_WINDOW, size)
+                    for piece in f.readv([(pos, min(SFTP_BLOCK, end - pos)) for pos in range(start, end, SFTP_BLOCK)]):
+                        dst.write(piece)
 
         self._guard(name, read)
 
