@@ -284,7 +284,8 @@ class Repo:
             previous = {e.path: e for v in (self._latest(name), self.head(name)) if v is not None for e in v.entries
                         if e.kind == KIND_REFERENCE}
             ref_entries = referencing.entries_for(settings.get("refs", []), previous)
-            disk = ws.scan(settings["paths"], self.reporter.warn)
+            scanned = ws.scan(settings["paths"], self.reporter.warn)
+            disk = dict(scanned)
             for e in ref_entries:
                 disk.pop(e.path, None)
             known: list[Entry] = []
@@ -298,6 +299,8 @@ class Repo:
                     name, settings["type"], entries, writer, message=message, author=author, aliases=aliases,
                     metadata=metadata, inputs=input_ids, git=git, paths=settings["paths"], set_head=True,
                 )
+            # The workspace now is this version, as scanned: the next status can say so at once.
+            ws.remember_clean(name, ws.scan_signature(scanned, made.version_id), scanned)
             results.append(CommitResult(self._version(name, made.number, made.version_id), made.created))
         self.write_lock()
         return results

@@ -283,6 +283,24 @@ def test_status_shortcut_for_a_known_clean_workspace_still_sees_every_change(rep
     assert assert_ok(cli("status", "--json")).json()["artifacts"]["ds"]["deleted"] == ["d/b.bin"]
 
 
+def test_commit_leaves_a_clean_mark_that_a_later_change_invalidates(repo, cli):
+    from artvc.index import open_index
+    from artvc.workspace import CLEAN_KEY
+
+    write(repo / "d" / "a.bin", b"A" * 100)
+    _age(repo)
+    assert_ok(cli("add", "d", "-a", "ds"))
+    commit_one(cli)
+    index = open_index(str(repo / ".artvc" / "index"))
+    with index.read() as txn:
+        assert txn.get(CLEAN_KEY + b"ds", db=index.db["statcache"]) is not None
+    assert assert_ok(cli("status", "--json")).json()["artifacts"]["ds"]["clean"] is True
+    st = os.stat(repo / "d" / "a.bin")
+    write(repo / "d" / "a.bin", b"B" * 100)
+    os.utime(repo / "d" / "a.bin", ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert assert_ok(cli("status", "--json")).json()["artifacts"]["ds"]["modified"] == ["d/a.bin"]
+
+
 def test_status_does_not_mark_clean_while_files_are_fresh(repo, cli):
     from artvc.index import open_index
     from artvc.workspace import CLEAN_KEY
