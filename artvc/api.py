@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import os
 import posixpath
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
@@ -232,6 +233,7 @@ class Repo:
             if name and not paths and not self.versions(n):
                 raise UnknownArtifactError(n)
             head = self.head(n)
+            scanned_at = time.time_ns()
             disk = ws.scan(paths, self.reporter.warn)
             signature = ws.scan_signature(disk, bytes.fromhex(head.id) if head else b"")
             if ws.known_clean(n, signature):
@@ -239,7 +241,7 @@ class Repo:
                 continue
             out[n] = self._compare_workspace(ws, paths, head.entries if head else [], disk)
             if out[n].clean:
-                ws.remember_clean(n, signature, disk)
+                ws.remember_clean(n, signature, disk, scanned_at)
         return out
 
     def _compare_workspace(self, ws: Workspace, paths: list[str], entries: list[Entry],
@@ -284,6 +286,7 @@ class Repo:
             previous = {e.path: e for v in (self._latest(name), self.head(name)) if v is not None for e in v.entries
                         if e.kind == KIND_REFERENCE}
             ref_entries = referencing.entries_for(settings.get("refs", []), previous)
+            scanned_at = time.time_ns()
             scanned = ws.scan(settings["paths"], self.reporter.warn)
             disk = dict(scanned)
             for e in ref_entries:
@@ -300,7 +303,7 @@ class Repo:
                     metadata=metadata, inputs=input_ids, git=git, paths=settings["paths"], set_head=True,
                 )
             # The workspace now is this version, as scanned: the next status can say so at once.
-            ws.remember_clean(name, ws.scan_signature(scanned, made.version_id), scanned)
+            ws.remember_clean(name, ws.scan_signature(scanned, made.version_id), scanned, scanned_at)
             results.append(CommitResult(self._version(name, made.number, made.version_id), made.created))
         self.write_lock()
         return results

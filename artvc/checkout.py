@@ -207,10 +207,10 @@ def safe_mkdirs(root: str, rel_dir: str) -> None:
             raise PathError(f"cannot write below {path}: it is a symlink or a file, not a folder")
 
 
-def _file_mode(executable: bool) -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return (0o777 if executable else 0o666) & ~umask
+def _create(tmp: str, executable: bool) -> int:
+    """Open a new temporary file; the kernel applies the umask to the mode (never os.umask here:
+    it is process-wide, and reading it means setting it, which races with other threads)."""
+    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o777 if executable else 0o666)
 
 
 def write_entry(root: str, entry: Entry, store: Store, reuse: Entry | None = None, temp_dir: str | None = None) -> os.stat_result:
@@ -244,7 +244,7 @@ def _write_new(path: str, entry: Entry, store: Store, temp_dir: str | None) -> N
     chunk's id, which reading the chunk has already checked; longer files are hashed whole.
     """
     tmp = temp_name_for(path, temp_dir)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o777 if entry.executable else 0o666)
+    fd = _create(tmp, entry.executable)
     try:
         try:
             if len(entry.chunks) == 1 and entry.chunks[0][0] == entry.digest:
@@ -281,7 +281,7 @@ def _write_reusing(path: str, entry: Entry, old: Entry, store: Store, temp_dir: 
         where.setdefault(chunk_id, offset)
         offset += length
     tmp = temp_name_for(path, temp_dir)
-    with open(path, "rb") as src, open(tmp, "xb", buffering=0) as dst:
+    with open(path, "rb") as src, open(_create(tmp, entry.executable), "wb", buffering=0) as dst:
         try:
             run_src = run_len = 0
             for chunk_id, length in entry.chunks:
@@ -296,7 +296,10 @@ def _write_reusing(path: str, entry: Entry, old: Entry, store: Store, temp_dir: 
             _copy(src.fileno(), dst.fileno(), run_src, run_len)
             if os.fstat(dst.fileno()).st_size != entry.size:
                 raise CorruptObjectError(f"content of {entry.path} has the wrong size")
-            os.chmod(tmp, _file_mode(entry.executable))
+            with open(tmp, "rb") as result:
+                got = chunker.hash_stream(result, block_size=1 << 20)
+            if got != entry.digest:
+                raise CorruptObjectError(f"content of {entry.path}", entry.digest.hex(), got.hex())
         except BaseException:
             os.unlink(tmp)
             raise

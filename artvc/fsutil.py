@@ -95,16 +95,30 @@ def atomic_writer(path: str, *, durable: bool = True, mode: int | None = None, t
 
 
 def copy_file(src: BinaryIO, dst: BinaryIO) -> None:
-    """Copy the rest of `src` to `dst` in the kernel where it can (copy_file_range), else by blocks."""
+    """Copy the rest of `src` to `dst`: in the kernel where it can (copy_file_range), else by blocks.
+
+    Like shutil: any refusal before the first byte (old kernel, other filesystem, a sandbox) falls
+    back to plain reads and writes. The bytes copied are counted against the source size.
+    """
     dst.flush()
+    expected = os.fstat(src.fileno()).st_size - src.tell()
+    copied = 0
     try:
-        while os.copy_file_range(src.fileno(), dst.fileno(), 1 << 30):
-            pass
-        return
-    except (AttributeError, OSError) as exc:
-        if isinstance(exc, OSError) and exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        while copied < expected:
+            done = os.copy_file_range(src.fileno(), dst.fileno(), min(expected - copied, 1 << 30))
+            if done == 0:
+                break
+            copied += done
+    except (AttributeError, OSError):
+        if copied:
             raise
-    shutil.copyfileobj(src, dst, 1 << 20)
+    if copied < expected:
+        while block := src.read(1 << 20):
+            dst.write(block)
+            copied += len(block)
+        dst.flush()
+    if copied != expected:
+        raise OSError(errno.EIO, f"copied {copied} of {expected} bytes", getattr(src, "name", None))
 
 
 def write_file_atomic(path: str, data: bytes, *, durable: bool = True) -> None:

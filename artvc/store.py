@@ -41,6 +41,7 @@ IN_FLIGHT_BYTES = 64 << 20
 # Reading a file back: runs of chunks of about this size per worker task, this many runs ahead.
 READ_BATCH = 1 << 20
 READ_AHEAD = 2
+RUN_LOOKUP = 256
 # Small files travel to the worker threads in batches of up to this many files or bytes.
 BATCH_FILES = 128
 BATCH_BYTES = 2 << 20
@@ -136,29 +137,36 @@ class Store:
         if len(chunks) == 1:
             yield self.get_blob(chunks[0][0], "chunk")
             return
-        with self.index.read() as txn:
-            located = []
-            for chunk_id, _length in chunks:
-                loc = self.locate(chunk_id, txn)
-                if loc is None:
-                    raise MissingObjectError(chunk_id.hex(), "chunk")
-                located.append((chunk_id, loc))
-        runs: list[list[tuple[bytes, BlobLocation]]] = [[]]
-        run_bytes = 0
-        for item in located:
-            if run_bytes >= READ_BATCH:
-                runs.append([])
-                run_bytes = 0
-            runs[-1].append(item)
-            run_bytes += item[1].raw_len
         pool = _shared_pool()
         pending: deque[Future] = deque()
-        for run in runs:
+        for run in self._runs(chunks):
             pending.append(pool.submit(self._read_run, run))
             if len(pending) > READ_AHEAD:
                 yield from pending.popleft().result()
         while pending:
             yield from pending.popleft().result()
+
+    def _runs(self, chunks: tuple[tuple[bytes, int], ...]) -> Iterator[list[tuple[bytes, BlobLocation]]]:
+        """Located chunks in runs of about READ_BATCH bytes, located one run at a time (memory stays
+        flat however long the file)."""
+        for start in range(0, len(chunks), RUN_LOOKUP):
+            with self.index.read() as txn:
+                located = []
+                for chunk_id, _length in chunks[start : start + RUN_LOOKUP]:
+                    loc = self.locate(chunk_id, txn)
+                    if loc is None:
+                        raise MissingObjectError(chunk_id.hex(), "chunk")
+                    located.append((chunk_id, loc))
+            run: list[tuple[bytes, BlobLocation]] = []
+            run_bytes = 0
+            for item in located:
+                run.append(item)
+                run_bytes += item[1].raw_len
+                if run_bytes >= READ_BATCH:
+                    yield run
+                    run, run_bytes = [], 0
+            if run:
+                yield run
 
     def _read_run(self, run: list[tuple[bytes, BlobLocation]]) -> list[bytes]:
         """Verified bytes of consecutive chunks; neighbours in one pack are read with one pread."""
@@ -235,17 +243,20 @@ class Store:
 def _read_small(path: str, expected_size: int) -> tuple[bytes, os.stat_result]:
     """A small file's bytes and its stat after reading, in as few system calls as it takes.
 
-    One read of one byte more than expected: a shorter read is the end of a regular file; a full
-    one means the file grew, and the rest is read so the caller's size check sees the change.
+    Reads up to one byte more than expected: getting that byte, or a stat that differs afterwards,
+    tells the caller the file changed (and nothing beyond it is read into memory). Short reads are
+    continued until the end of the file, for filesystems that return them.
     """
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
         want = expected_size + 1
         data = os.read(fd, want)
-        if len(data) == want:
+        if 0 < len(data) < want - 1:
             parts = [data]
-            while block := os.read(fd, 1 << 20):
+            got = len(data)
+            while got < want and (block := os.read(fd, want - got)):
                 parts.append(block)
+                got += len(block)
             data = b"".join(parts)
         return data, os.fstat(fd)
     finally:

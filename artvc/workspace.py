@@ -151,7 +151,7 @@ class Workspace:
         cached_at = struct.unpack_from("<q", raw, STAT.size)[0]
         if (size, mtime_ns, ino, ctime_ns) != (f.size, f.mtime_ns, f.ino, f.ctime_ns):
             return None
-        if mtime_ns + RACY_WINDOW_NS > cached_at:
+        if max(mtime_ns, ctime_ns) + RACY_WINDOW_NS > cached_at:
             return None
         return digest
 
@@ -176,11 +176,13 @@ class Workspace:
                 value = STAT.pack(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, signature) + struct.pack("<q", now)
                 txn.put(REF_KEY + rel.encode("utf-8", "surrogateescape"), value, db=self.repo.index.db["statcache"])
 
-    def remember(self, items: list[tuple[DiskFile, bytes]]) -> None:
-        """Record digests in the stat cache, stamped with the time they were taken."""
+    def remember(self, items: list[tuple[DiskFile, bytes]], read_from: int | None = None) -> None:
+        """Record digests in the stat cache, stamped with the moment reading began (`read_from`,
+        default now): a file changed after it was read, within its own timestamp tick, must not be
+        trusted, so the stamp must not be later than the read."""
         if not items:
             return
-        now = time.time_ns()
+        now = time.time_ns() if read_from is None else read_from
         db = self.repo.index.db["statcache"]
         with self.repo.index.write() as txn:
             for f, digest in items:
@@ -207,10 +209,11 @@ class Workspace:
         with self.repo.index.read() as txn:
             return txn.get(CLEAN_KEY + name.encode(), db=self.repo.index.db["statcache"]) == signature
 
-    def remember_clean(self, name: str, signature: bytes, disk: dict[str, DiskFile]) -> None:
-        """Record a clean comparison, unless a file changed too recently to trust its timestamps."""
-        newest = max((f.mtime_ns for f in disk.values()), default=0)
-        if newest + RACY_WINDOW_NS > time.time_ns():
+    def remember_clean(self, name: str, signature: bytes, disk: dict[str, DiskFile], scanned_at: int) -> None:
+        """Record a clean comparison, unless a file changed (mtime or ctime) within RACY_WINDOW_NS
+        before the scan began (`scanned_at`): a change in the same timestamp tick would not show."""
+        newest = max((max(f.mtime_ns, f.ctime_ns) for f in disk.values()), default=0)
+        if newest + RACY_WINDOW_NS > scanned_at:
             return
         with self.repo.index.write() as txn:
             txn.put(CLEAN_KEY + name.encode(), signature, db=self.repo.index.db["statcache"])
@@ -233,11 +236,12 @@ class Workspace:
                     todo.append(f)
                 else:
                     out[f.path] = digest
+        read_from = time.time_ns()
         for f in todo:
             digest = self._hash_stable(f)
             out[f.path] = digest
             fresh.append((f, digest))
-        self.remember(fresh)
+        self.remember(fresh, read_from)
         return out
 
     def _hash_stable(self, f: DiskFile) -> bytes:
@@ -297,13 +301,14 @@ class Workspace:
                 progress(f.size)
             else:
                 to_store.append((f, self.abs(path), f.size))
+        read_from = time.time_ns()
         for f, stored, after in writer.add_paths(to_store):
             if (after.st_size, after.st_mtime_ns) != (f.size, f.mtime_ns) or stored.size != f.size:
                 raise PathError(f"{f.path} changed while it was being read; run the command again when it is stable")
             entries[f.path] = Entry(f.path, KIND_FILE, stored.size, f.executable, stored.digest, stored.chunks)
             fresh.append((f, stored.digest))
             progress(f.size)
-        self.remember(fresh)
+        self.remember(fresh, read_from)
         return [entries[p] for p in sorted(entries)]
 
 

@@ -688,6 +688,28 @@ def test_corrupt_pack_on_the_remote(repo, cli, tmp_path, monkeypatch):
     assert os.listdir(elsewhere) == []
 
 
+def test_corrupt_pack_on_the_remote_fetched_by_ranges(repo, cli, tmp_path, monkeypatch):
+    """Only part of the pack is wanted, so its blobs come by range reads: each is checked on arrival."""
+    write(repo / "data" / "a.bin", os.urandom(MiB))
+    write(repo / "data" / "b.bin", os.urandom(MiB))
+    assert_ok(cli("add", "data", "-a", "ds"))
+    commit_one(cli)
+    url = tmp_path / "remote"
+    assert_ok(cli("remote", "add", "origin", str(url)))
+    assert_ok(cli("push"))
+    pack = max((url / "packs").rglob("*.pack"), key=lambda p: p.stat().st_size)
+    raw = bytearray(pack.read_bytes())
+    for position in range(4096, len(raw) - 4096, 16 * 1024):  # every chunk of the data area
+        raw[position] ^= 0x01
+    pack.write_bytes(bytes(raw))
+
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.chdir(out)
+    assert_error(cli("get", str(url), "ds", "data/a.bin"), "corrupt")
+    assert os.listdir(out) == []
+
+
 def test_fetch_keeps_a_fully_wanted_remote_pack_as_it_is(repo, cli, tmp_path, monkeypatch):
     content = os.urandom(3 * MiB)
     write(repo / "data" / "big.bin", content)

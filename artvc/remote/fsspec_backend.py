@@ -6,6 +6,9 @@ between remotes, threads or forked processes. Writes are atomic per backend:
     sftp    temp name + posix-rename; exclusive create with the SFTP O_EXCL open flag
     s3      single PUT (atomic by S3's rules); exclusive create with If-None-Match: * (conditional PUT)
     other   pipe_file; exclusive create is check-then-write (not atomic; see docs/remotes.md)
+Packs are streamed from and to files (store_file/load_file): local folders copy in the kernel,
+SFTP writes 1 MiB blocks and reads 8 MiB windows of pipelined requests, s3fs and others use
+put_file/get_file.
 """
 from __future__ import annotations
 
@@ -182,12 +185,11 @@ class LocalBackend(FsspecBackend):
         fsync_dir(os.path.dirname(path))
 
     def load_file(self, name: str, local_path: str) -> None:
-        """Copied in the kernel, like store_file."""
-        def copy() -> None:
-            with open(self.path(name), "rb") as src, open(local_path, "xb") as dst:
-                copy_file(src, dst)
-
-        self._guard(name, copy)
+        """Copied in the kernel, like store_file. Errors of the local copy are the OSErrors they are
+        (a full local disk is not the remote's fault); `local_path` is overwritten, so a retry works."""
+        src = self._guard(name, open, self.path(name), "rb")
+        with src, open(local_path, "wb") as dst:
+            copy_file(src, dst)
 
     def store_file(self, name: str, local_path: str) -> None:
         """Copied in the kernel (copy_file_range: a reflink where the filesystem offers one)."""
@@ -316,17 +318,18 @@ class SFTPBackend:
     def load_file(self, name: str, local_path: str) -> None:
         path = self.path(name)
 
-        def read() -> None:
-            with self._sftp().open(path, "rb") as f, open(local_path, "xb") as dst:
-                size = f.stat().st_size
-                # readv pipelines the block requests of each window; paramiko's whole-file prefetch
-                # was two times slower here when several packs were fetched at once.
-                for start in range(0, size, SFTP_WINDOW):
-                    end = min(start + SFTP_WINDOW, size)
-                    for piece in f.readv([(pos, min(SFTP_BLOCK, end - pos)) for pos in range(start, end, SFTP_BLOCK)]):
-                        dst.write(piece)
-
-        self._guard(name, read)
+        # readv pipelines the block requests of each window; paramiko's whole-file prefetch was two
+        # times slower here with several packs in flight. A window is written outside the guard, so
+        # a local error (a full disk) stays an OSError; `local_path` is overwritten, so a retry works.
+        remote = self._guard(name, self._sftp().open, path, "rb")
+        with remote, open(local_path, "wb") as dst:
+            size = self._guard(name, remote.stat).st_size
+            for start in range(0, size, SFTP_WINDOW):
+                end = min(start + SFTP_WINDOW, size)
+                blocks = [(pos, min(SFTP_BLOCK, end - pos)) for pos in range(start, end, SFTP_BLOCK)]
+                window = self._guard(name, lambda: list(remote.readv(blocks)))
+                for piece in window:
+                    dst.write(piece)
 
     def store(self, name: str, data: bytes) -> None:
         path = self.path(name)

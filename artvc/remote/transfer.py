@@ -80,13 +80,15 @@ class Transfer:
         os.makedirs(work_dir, exist_ok=True)
         try:
             jobs = [(pack_id, blobs, len(blobs) == counts[pack_id]) for pack_id, blobs in by_pack.items()]
-            for _ in bounded_map(lambda job: self._upload_pack(work_dir, *job), jobs, self.jobs):
-                pass
+            for size in bounded_map(lambda job: self._upload_pack(work_dir, *job), jobs, self.jobs):
+                self.bytes_up += size
+                self.progress(size)
         finally:
             shutil.rmtree(work_dir, ignore_errors=True)
         return len(by_pack)
 
-    def _upload_pack(self, work_dir: str, pack_id: bytes, blobs: list[tuple[bytes, BlobLocation]], whole: bool) -> None:
+    def _upload_pack(self, work_dir: str, pack_id: bytes, blobs: list[tuple[bytes, BlobLocation]], whole: bool) -> int:
+        """Upload one pack (then its index) and record it; returns its size. Runs on a worker thread."""
         store = self.repo.store
         if whole:
             path = pack_path(store.packs_dir, pack_id)
@@ -108,8 +110,7 @@ class Transfer:
         self.backend.store(layout.index_name(pack_id), index)
         with self.repo.index.write() as txn:
             self.state.add_pack(txn, pack_id, locations)
-        self.bytes_up += size
-        self.progress(size)
+        return size
 
     # ---- download ----------------------------------------------------------------------------
     def download_blobs(self, blob_ids: Iterable[bytes], writer: StoreWriter) -> int:
@@ -125,6 +126,8 @@ class Transfer:
             whole, todo = self._whole_packs(txn, todo)
         total = 0
         for size in bounded_map(self._adopt_pack, whole, self.jobs):
+            self.bytes_down += size
+            self.progress(size)
             total += size
         for size, blobs in self._read_verified(todo):
             total += size
@@ -170,8 +173,6 @@ class Transfer:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        self.bytes_down += size
-        self.progress(size)
         return size
 
     def check_blobs(self, blob_ids: Iterable[bytes]) -> int:
