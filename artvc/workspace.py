@@ -151,7 +151,7 @@ class Workspace:
         cached_at = struct.unpack_from("<q", raw, STAT.size)[0]
         if (size, mtime_ns, ino, ctime_ns) != (f.size, f.mtime_ns, f.ino, f.ctime_ns):
             return None
-        if max(mtime_ns, ctime_ns) + RACY_WINDOW_NS > cached_at:
+        if mtime_ns + RACY_WINDOW_NS > cached_at:
             return None
         return digest
 
@@ -210,9 +210,11 @@ class Workspace:
             return txn.get(CLEAN_KEY + name.encode(), db=self.repo.index.db["statcache"]) == signature
 
     def remember_clean(self, name: str, signature: bytes, disk: dict[str, DiskFile], scanned_at: int) -> None:
-        """Record a clean comparison, unless a file changed (mtime or ctime) within RACY_WINDOW_NS
-        before the scan began (`scanned_at`): a change in the same timestamp tick would not show."""
-        newest = max((max(f.mtime_ns, f.ctime_ns) for f in disk.values()), default=0)
+        """Record a clean comparison, unless a file's mtime lies within RACY_WINDOW_NS before the scan
+        began (`scanned_at`): a write in the same timestamp tick would not show. Like git's racy
+        check, mtime alone: a later rewrite that puts an old mtime back changes the ctime, which the
+        signature holds."""
+        newest = max((f.mtime_ns for f in disk.values()), default=0)
         if newest + RACY_WINDOW_NS > scanned_at:
             return
         with self.repo.index.write() as txn:
