@@ -7,7 +7,7 @@ between remotes, threads or forked processes. Writes are atomic per backend:
     s3      single PUT (atomic by S3's rules); exclusive create with If-None-Match: * (conditional PUT)
     other   pipe_file; exclusive create is check-then-write (not atomic; see docs/remotes.md)
 Packs are streamed from and to files (store_file/load_file): local folders copy in the kernel,
-SFTP writes 1 MiB blocks and reads 8 MiB windows of pipelined requests, s3fs and others use
+SFTP writes 1 MiB blocks and reads 2 MiB windows of pipelined requests, s3fs and others use
 put_file/get_file.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ from .backend import Backend, check_name
 
 SFTP_BLOCK = 32 << 10
 STREAM_BLOCK = 1 << 20
-SFTP_WINDOW = 8 << 20
+SFTP_WINDOW = 2 << 20
 UNREACHABLE_ERRNOS = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT, errno.ECONNRESET, errno.EPIPE}
 
 
