@@ -332,6 +332,18 @@ class SFTPBackend:
                     dst.write(piece)
 
     def store(self, name: str, data: bytes) -> None:
+        self._store_via_temp(name, lambda f: f.write(data))
+
+    def store_file(self, name: str, local_path: str) -> None:
+        def copy(f) -> None:
+            with open(local_path, "rb") as src:
+                while block := src.read(STREAM_BLOCK):
+                    f.write(block)
+
+        self._store_via_temp(name, copy)
+
+    def _store_via_temp(self, name: str, fill) -> None:
+        """Write through `fill(remote file)` under a temporary name, then posix-rename into place."""
         path = self.path(name)
         folder, base = path.rsplit("/", 1)
         tmp = f"{folder}/.artvc-tmp-{base}-{secrets.token_hex(4)}"
@@ -341,23 +353,7 @@ class SFTPBackend:
             sftp = self._sftp()
             with sftp.open(tmp, "wb") as f:
                 f.set_pipelined(True)
-                f.write(data)
-            sftp.posix_rename(tmp, path)
-
-        self._guard(name, write)
-
-    def store_file(self, name: str, local_path: str) -> None:
-        path = self.path(name)
-        folder, base = path.rsplit("/", 1)
-        tmp = f"{folder}/.artvc-tmp-{base}-{secrets.token_hex(4)}"
-
-        def write() -> None:
-            self._makedirs(folder)
-            sftp = self._sftp()
-            with open(local_path, "rb") as src, sftp.open(tmp, "wb") as f:
-                f.set_pipelined(True)
-                while block := src.read(STREAM_BLOCK):
-                    f.write(block)
+                fill(f)
             sftp.posix_rename(tmp, path)
 
         self._guard(name, write)
