@@ -15,7 +15,7 @@ from . import trees
 from .manifest import KIND_FILE
 from .packs import BlobLocation, decode_blob, pack_path
 from .repository import Repository
-from .store import StoreWriter
+from .storewriter import StoreWriter
 
 REPACK_GARBAGE_RATIO = 0.5
 

@@ -19,7 +19,8 @@ from .errors import ArtvcError
 from .manifest import KIND_FILE
 from .packs import BLOB_RECORD, BlobLocation, check_pack_file, decode_blob, read_pack_index
 from .repository import Repository
-from .store import PACK_INFO, StoreWriter
+from .store import PACK_INFO
+from .storewriter import StoreWriter
 from .verify import LOST, lost_blobs
 
 

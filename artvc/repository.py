@@ -22,7 +22,8 @@ from .manifest import Entry
 from .packs import BLOB_RECORD, BLOB_TREE
 from .records import VersionRecord
 from .refs import Refs
-from .store import PACK_TARGET_SIZE, Store, StoreSettings, StoreWriter
+from .store import PACK_TARGET_SIZE, Store, StoreSettings
+from .storewriter import StoreWriter
 
 ARTVC_DIR = ".artvc"
 STORE_FORMAT = 1

@@ -214,7 +214,7 @@ def get(url: str, spec: str, path: str | None, dest: str | None, options: dict[s
 
 def blob_fetcher(repo: "Repo", remote: str | None):
     """A function that fetches given blobs back from a remote (for repair); returns how many it found."""
-    from .store import StoreWriter
+    from .storewriter import StoreWriter
 
     config = pick_remote(repo._repository, remote)
 
@@ -235,7 +235,7 @@ def verify_remote(repo: "Repo", remote: str | None, read_data: bool = False) -> 
     every indexed pack exists, and records and manifests hash right. With read_data, every chunk is
     also read by byte range and re-hashed (nothing is kept)."""
     from .remote import layout
-    from .store import StoreWriter
+    from .storewriter import StoreWriter
 
     config = pick_remote(repo._repository, remote)
     problems: list[tuple[str, str]] = []

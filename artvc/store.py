@@ -1,52 +1,35 @@
 """The object store: blobs in pack files, located through the LMDB `blobs` index.
 
-Writers add blobs through a StoreWriter, which dedups, compresses on worker threads and seals
-packs. A pack is durable on disk before its blobs enter the index, so the index never names a
-blob that is not on disk. Readers verify every blob against its id before returning it.
+Readers verify every blob against its id before returning it. Writers add blobs through a
+StoreWriter (artvc/storewriter.py). A pack is durable on disk before its blobs enter the index,
+so the index never names a blob that is not on disk.
 """
 from __future__ import annotations
 
 import os
-import queue
 import struct
 import threading
 from collections import OrderedDict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO, Iterable, Iterator
-
-import zstandard
+from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 from . import chunker
-from .errors import CorruptObjectError, MissingObjectError, PathError
-from .fsutil import fsync_dir, random_hex
+from .errors import CorruptObjectError, MissingObjectError
+from .fsutil import fsync_dir
 from .index import Index
-from .packs import (
-    BLOB_DATA,
-    BlobLocation,
-    PackIndexEntry,
-    PackWriter,
-    compress_blob,
-    decode_blob,
-    pack_path,
-    read_pack_index,
-)
+from .packs import BlobLocation, PackIndexEntry, decode_blob, pack_path, read_pack_index
+
+if TYPE_CHECKING:
+    from .storewriter import StoreWriter
 
 PACK_TARGET_SIZE = 16 << 20
 PACK_INFO = struct.Struct("<IQ")
 WORKERS = max(2, min(4, os.cpu_count() or 2))
-# Files up to this size are read whole and processed on a worker thread, many files at a time.
-SMALL_FILE = 4 << 20
-IN_FLIGHT_BYTES = 64 << 20
 # Reading a file back: runs of chunks of about this size per worker task, this many runs ahead.
 READ_BATCH = 1 << 20
 READ_AHEAD = 2
 RUN_LOOKUP = 256
-# Small files travel to the worker threads in batches of up to this many files or bytes.
-BATCH_FILES = 128
-BATCH_BYTES = 2 << 20
-IN_FLIGHT_RUNS = 2 * WORKERS
-WRITE_QUEUE = 8
 
 
 @dataclass(frozen=True)
@@ -55,15 +38,6 @@ class StoreSettings:
     tree_chunker: chunker.ChunkerParams
     compression_level: int
     pack_size: int = PACK_TARGET_SIZE
-
-
-@dataclass(frozen=True)
-class FileChunks:
-    """A file's content digest, size and chunk list [(chunk id, length)]."""
-
-    digest: bytes
-    size: int
-    chunks: tuple[tuple[bytes, int], ...]
 
 
 class Store:
@@ -137,7 +111,7 @@ class Store:
         if len(chunks) == 1:
             yield self.get_blob(chunks[0][0], "chunk")
             return
-        pool = _shared_pool()
+        pool = shared_pool()
         pending: deque[Future] = deque()
         for run in self._runs(chunks):
             pending.append(pool.submit(self._read_run, run))
@@ -237,38 +211,9 @@ class Store:
             txn.put(pack_id, PACK_INFO.pack(len(entries), os.path.getsize(final)), db=self.index.db["packs"])
 
     def writer(self) -> "StoreWriter":
+        from .storewriter import StoreWriter
+
         return StoreWriter(self)
-
-
-def _read_small(path: str, expected_size: int) -> tuple[bytes, os.stat_result]:
-    """A small file's bytes and its stat after reading, in as few system calls as it takes.
-
-    Reads up to one byte more than expected: getting that byte, or a stat that differs afterwards,
-    tells the caller the file changed (and nothing beyond it is read into memory). Short reads are
-    continued until the end of the file, for filesystems that return them.
-    """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    try:
-        want = expected_size + 1
-        data = os.read(fd, want)
-        if 0 < len(data) < want - 1:
-            parts = [data]
-            got = len(data)
-            while got < want and (block := os.read(fd, want - got)):
-                parts.append(block)
-                got += len(block)
-            data = b"".join(parts)
-        return data, os.fstat(fd)
-    finally:
-        os.close(fd)
-
-
-def _path_error(path: str, exc: OSError) -> PathError:
-    if isinstance(exc, FileNotFoundError):
-        return PathError(f"{path} disappeared while it was being read; run the command again")
-    if isinstance(exc, PermissionError):
-        return PathError(f"cannot read {path}: permission denied")
-    return PathError(f"cannot read {path}: {exc.strerror or exc}")
 
 
 _pool_lock = threading.Lock()
@@ -276,7 +221,7 @@ _pool: ThreadPoolExecutor | None = None
 _pool_pid = 0
 
 
-def _shared_pool() -> ThreadPoolExecutor:
+def shared_pool() -> ThreadPoolExecutor:
     """One worker pool per process for hashing, compression and decompression (they release the GIL)."""
     global _pool, _pool_pid
     with _pool_lock:
@@ -284,353 +229,3 @@ def _shared_pool() -> ThreadPoolExecutor:
             _pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="artvc")
             _pool_pid = os.getpid()
         return _pool
-
-
-class StoreWriter:
-    """Adds blobs to new packs. Use as a context manager: on success every pack is sealed and indexed.
-
-    Blobs of file data and blobs of trees/records go to separate packs, so metadata can be
-    fetched from a remote without touching data packs. Packs are written, hashed, fsynced and
-    indexed on a writer thread fed through a bounded queue, so reading and chunking go on
-    meanwhile; an error there is raised by the next call here.
-    """
-
-    def __init__(self, store: Store, relocate: bool = False) -> None:
-        """relocate=True (gc's repack): add blobs even if indexed, and point the index at the new pack."""
-        self.store = store
-        self.relocate = relocate
-        self._packs: dict[bool, PackWriter] = {}
-        self._pending: set[bytes] = set()
-        self._local = threading.local()
-        self._queue: queue.Queue | None = None
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-        self._sealer: ThreadPoolExecutor | None = None
-        self._sealing: list[Future] = []
-        self.new_bytes = 0
-        self.new_blobs = 0
-
-    def __enter__(self) -> "StoreWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.flush()
-        else:
-            self.abort()
-
-    def _compressor(self) -> zstandard.ZstdCompressor:
-        comp = getattr(self._local, "compressor", None)
-        if comp is None:
-            comp = zstandard.ZstdCompressor(level=self.store.settings.compression_level)
-            self._local.compressor = comp
-        return comp
-
-    def _known(self, blob_id: bytes) -> bool:
-        return blob_id in self._pending or (not self.relocate and self.store.has_blob(blob_id))
-
-    def _prepare(self, data: bytes) -> tuple[bytes, int, tuple[int, bytes] | None]:
-        blob_id = chunker.hash_bytes(data)
-        if self._known(blob_id):
-            return blob_id, len(data), None
-        return blob_id, len(data), compress_blob(data, self.store.settings.compression_level, self._compressor())
-
-    def _append(self, blob_id: bytes, blob_type: int, raw_len: int, prepared: tuple[int, bytes] | None, data: bytes) -> None:
-        if blob_id in self._pending:
-            return
-        if prepared is None:
-            if not self.relocate and self.store.has_blob(blob_id):
-                return
-            prepared = compress_blob(data, self.store.settings.compression_level, self._compressor())
-        compression, stored = prepared
-        self._pending.add(blob_id)
-        self.new_bytes += len(stored)
-        self.new_blobs += 1
-        self._send(("blob", blob_type == BLOB_DATA, blob_id, blob_type, compression, raw_len, stored))
-
-    def _append_many(self, blobs: list[tuple[bytes, int, int, tuple[int, bytes] | None, bytes]]) -> None:
-        """_append for many blobs at once: one hand-over to the writer thread for all of them."""
-        out = []
-        for blob_id, blob_type, raw_len, prepared, data in blobs:
-            if blob_id in self._pending:
-                continue
-            if prepared is None:
-                if not self.relocate and self.store.has_blob(blob_id):
-                    continue
-                prepared = compress_blob(data, self.store.settings.compression_level, self._compressor())
-            compression, stored = prepared
-            self._pending.add(blob_id)
-            self.new_bytes += len(stored)
-            self.new_blobs += 1
-            out.append((blob_type == BLOB_DATA, blob_id, blob_type, compression, raw_len, stored))
-        if out:
-            self._send(("blobs", out))
-
-    # ---- the writer thread -------------------------------------------------------------------
-    def _send(self, item: tuple) -> None:
-        if self._error is not None:
-            raise self._error
-        if self._thread is None:
-            self._queue = queue.Queue(maxsize=WRITE_QUEUE)
-            self._thread = threading.Thread(target=self._run, name="artvc-pack-writer", daemon=True)
-            self._thread.start()
-        self._queue.put(item)
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            kind = item[0]
-            try:
-                if kind == "blob" and self._error is None:
-                    _, is_data, blob_id, blob_type, compression, raw_len, stored = item
-                    self._write_blob(is_data, blob_id, blob_type, compression, raw_len, stored)
-                elif kind == "blobs" and self._error is None:
-                    self._write_blobs(item[1])
-                elif kind == "flush":
-                    if self._error is None:
-                        for key in list(self._packs):
-                            self._seal(key)
-                        self._wait_sealed()
-                    item[1].set()
-                elif kind == "abort":
-                    for pack in self._packs.values():
-                        pack.abort()
-                    self._packs.clear()
-                    try:
-                        self._wait_sealed()
-                    except BaseException:  # noqa: BLE001 - aborting anyway; sealed packs are harmless garbage
-                        pass
-                    item[1].set()
-                    return
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, raised there
-                self._error = exc
-                if kind in ("flush", "abort"):
-                    item[1].set()
-
-    def _write_blob(self, is_data: bool, blob_id: bytes, blob_type: int, compression: int, raw_len: int, stored) -> None:
-        pack = self._open_pack(is_data)
-        pack.add(blob_id, blob_type, compression, raw_len, stored)
-        if pack.size >= self.store.settings.pack_size:
-            self._seal(is_data)
-
-    def _write_blobs(self, blobs: list[tuple[bool, bytes, int, int, int, bytes]]) -> None:
-        """_write_blob for a batch: consecutive blobs bound for one pack are written in one call."""
-        run: list[tuple[bytes, int, int, int, bytes]] = []
-        run_bytes = 0
-        run_is_data = blobs[0][0]
-        for is_data, blob_id, blob_type, compression, raw_len, stored in blobs:
-            if run and (is_data != run_is_data or self._open_pack(run_is_data).size + run_bytes >= self.store.settings.pack_size):
-                self._flush_run(run_is_data, run)
-                run, run_bytes = [], 0
-            run_is_data = is_data
-            run.append((blob_id, blob_type, compression, raw_len, stored))
-            run_bytes += len(stored)
-        if run:
-            self._flush_run(run_is_data, run)
-
-    def _flush_run(self, is_data: bool, run: list[tuple[bytes, int, int, int, bytes]]) -> None:
-        pack = self._open_pack(is_data)
-        pack.add_many(run)
-        if pack.size >= self.store.settings.pack_size:
-            self._seal(is_data)
-
-    def _open_pack(self, is_data: bool) -> PackWriter:
-        pack = self._packs.get(is_data)
-        if pack is None:
-            os.makedirs(self.store.tmp_dir, exist_ok=True)
-            pack = PackWriter(os.path.join(self.store.tmp_dir, f"pack-{random_hex(8)}.tmp"))
-            self._packs[is_data] = pack
-        return pack
-
-    def __contains__(self, blob_id: bytes) -> bool:
-        return blob_id in self._pending
-
-    def add_verified(self, blob_id: bytes, blob_type: int, compression: int, stored: bytes | memoryview, raw_len: int) -> None:
-        """Add a blob, as stored, whose content has been checked against its id (a fetched blob)."""
-        self._append(blob_id, blob_type, raw_len, (compression, stored), b"")
-
-    def add_blob(self, data: bytes, blob_type: int) -> bytes:
-        """Store one blob (deduplicated); returns its id."""
-        blob_id = chunker.hash_bytes(data)
-        self._append(blob_id, blob_type, len(data), None, data)
-        return blob_id
-
-    def add_file(self, stream: BinaryIO) -> FileChunks:
-        """Chunk, hash, compress and store a file's content; returns its digest and chunk list.
-
-        Chunks go to the workers in runs of about BATCH_BYTES, so threads hand over work once per
-        run rather than once per chunk; at most IN_FLIGHT_RUNS runs are held at once.
-        """
-        pool = _shared_pool()
-        file_hasher = chunker.new_hasher()
-        chunks: list[tuple[bytes, int]] = []
-        pending: deque[tuple[Future, list[bytes]]] = deque()
-        run: list[bytes] = []
-        run_bytes = 0
-        size = 0
-
-        def drain(limit: int) -> None:
-            while len(pending) > limit:
-                fut, datas = pending.popleft()
-                prepared = fut.result()
-                self._append_many([(blob_id, BLOB_DATA, raw_len, prep, data)
-                                   for (blob_id, raw_len, prep), data in zip(prepared, datas)])
-                chunks.extend((blob_id, raw_len) for blob_id, raw_len, _ in prepared)
-
-        for data in self.store.data_chunker.cut_stream(stream):
-            size += len(data)
-            file_hasher.update(data)
-            run.append(data)
-            run_bytes += len(data)
-            if run_bytes >= BATCH_BYTES:
-                pending.append((pool.submit(self._prepare_run, run), run))
-                run, run_bytes = [], 0
-                drain(IN_FLIGHT_RUNS)
-        if run:
-            pending.append((pool.submit(self._prepare_run, run), run))
-        drain(0)
-        digest = chunks[0][0] if len(chunks) == 1 else file_hasher.digest()
-        return FileChunks(digest, size, tuple(chunks))
-
-    def _prepare_run(self, run: list[bytes]) -> list[tuple[bytes, int, tuple[int, bytes] | None]]:
-        """Hash each chunk and compress the ones the store lacks (one LMDB read for the run)."""
-        level = self.store.settings.compression_level
-        out = []
-        with self.store.index.read() as txn:
-            for data in run:
-                blob_id = chunker.hash_bytes(data)
-                if blob_id in self._pending or (not self.relocate and self.store.locate(blob_id, txn) is not None):
-                    out.append((blob_id, len(data), None))
-                else:
-                    out.append((blob_id, len(data), compress_blob(data, level, self._compressor())))
-        return out
-
-    def add_paths(self, paths: Iterable[tuple[object, str, int]]) -> Iterator[tuple[object, FileChunks, os.stat_result]]:
-        """Store many files given as (key, path, expected size); yields (key, chunks, stat after reading) in order.
-
-        Small files go to worker threads in batches (read, chunk, hash and compress whole), so the
-        threads hand over work once per batch, not once per file; large files stream through
-        `add_file` so memory stays bounded.
-        """
-        pool = _shared_pool()
-        pending: deque[tuple[list[tuple[object, str, int]], Future]] = deque()
-        batch: list[tuple[object, str, int]] = []
-        batch_bytes = 0
-        in_flight = 0
-
-        def submit() -> None:
-            nonlocal batch, batch_bytes, in_flight
-            if batch:
-                pending.append((batch, pool.submit(self._prepare_batch, [(path, size) for _, path, size in batch])))
-                in_flight += batch_bytes
-                batch, batch_bytes = [], 0
-
-        def finish_one() -> list[tuple[object, FileChunks, os.stat_result]]:
-            nonlocal in_flight
-            items, fut = pending.popleft()
-            results = fut.result()
-            blobs = []
-            done = []
-            for (key, _, size), (chunks, prepared, after) in zip(items, results):
-                in_flight -= size
-                for (blob_id, raw_len), (prep, data) in zip(chunks.chunks, prepared):
-                    blobs.append((blob_id, BLOB_DATA, raw_len, prep, data))
-                done.append((key, chunks, after))
-            self._append_many(blobs)
-            return done
-
-        for key, path, size in paths:
-            if size > SMALL_FILE:
-                submit()
-                while pending:
-                    yield from finish_one()
-                try:
-                    with open(path, "rb") as fh:
-                        chunks = self.add_file(fh)
-                        after = os.fstat(fh.fileno())
-                except OSError as exc:
-                    raise _path_error(path, exc) from None
-                yield key, chunks, after
-                continue
-            batch.append((key, path, size))
-            batch_bytes += size
-            if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
-                submit()
-            while pending and (len(pending) > 2 * WORKERS or in_flight > IN_FLIGHT_BYTES):
-                yield from finish_one()
-        submit()
-        while pending:
-            yield from finish_one()
-
-    def _prepare_batch(self, files: list[tuple[str, int]]) -> list[tuple[FileChunks, list[tuple[tuple[int, bytes] | None, bytes]], os.stat_result]]:
-        """Read, chunk, hash and compress a batch of small files on one worker thread."""
-        with self.store.index.read() as txn:
-            return [self._prepare_small(path, size, txn) for path, size in files]
-
-    def _prepare_small(self, path: str, expected_size: int, txn) -> tuple[FileChunks, list[tuple[tuple[int, bytes] | None, bytes]], os.stat_result]:
-        try:
-            data, after = _read_small(path, expected_size)
-        except OSError as exc:
-            raise _path_error(path, exc) from None
-        chunk_list = []
-        prepared = []
-        level = self.store.settings.compression_level
-        for piece in self.store.data_chunker.cut_bytes(data):
-            raw = bytes(piece) if len(piece) != len(data) else data
-            blob_id = chunker.hash_bytes(raw)
-            known = blob_id in self._pending or (not self.relocate and self.store.locate(blob_id, txn) is not None)
-            chunk_list.append((blob_id, len(raw)))
-            prepared.append((None if known else compress_blob(raw, level, self._compressor()), raw))
-        if len(chunk_list) == 1:
-            digest = chunk_list[0][0]
-        else:
-            digest = chunker.hash_bytes(data)
-        return FileChunks(digest, len(data), tuple(chunk_list)), prepared, after
-
-    def _seal(self, is_data: bool) -> None:
-        """Hand a full pack to the sealer thread: its fsync overlaps with writing the next pack."""
-        pack = self._packs.pop(is_data, None)
-        if pack is None:
-            return
-        if self._sealer is None:
-            self._sealer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="artvc-pack-sealer")
-        self._sealing = [f for f in self._sealing if not f.done() or f.exception() is not None]
-        self._sealing.append(self._sealer.submit(self._finish_pack, pack))
-        if len(self._sealing) > 2:
-            self._sealing.pop(0).result()
-
-    def _wait_sealed(self) -> None:
-        futures, self._sealing = self._sealing, []
-        for fut in futures:
-            fut.result()
-        if self._sealer is not None:
-            self._sealer.shutdown(wait=True)
-            self._sealer = None
-
-    def _finish_pack(self, pack: PackWriter) -> None:
-        """Trailer, fsync, rename, then index: a pack is durable before the index names its blobs."""
-        pack_id, entries = pack.finish(self.store.packs_dir)
-        size = os.path.getsize(pack_path(self.store.packs_dir, pack_id))
-        index = self.store.index
-        with index.write() as txn:
-            for e in entries:
-                loc = BlobLocation(pack_id, e.offset, e.stored_len, e.raw_len, e.blob_type, e.compression)
-                txn.put(e.blob_id, loc.encode(), db=index.db["blobs"], overwrite=self.relocate)
-            txn.put(pack_id, PACK_INFO.pack(len(entries), size), db=index.db["packs"])
-
-    def flush(self) -> None:
-        """Seal and index every open pack: after this, every blob added is durable and findable."""
-        if self._thread is not None:
-            done = threading.Event()
-            self._send(("flush", done))
-            done.wait()
-        if self._error is not None:
-            raise self._error
-
-    def abort(self) -> None:
-        """Drop the packs being written (nothing of them was indexed)."""
-        if self._thread is not None and self._thread.is_alive():
-            done = threading.Event()
-            self._queue.put(("abort", done))
-            done.wait()
-            self._thread.join()

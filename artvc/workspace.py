@@ -20,7 +20,7 @@ from .fsutil import is_temp_name
 from .lockfile import LOCK_NAME
 from .manifest import KIND_FILE, KIND_SYMLINK, Entry
 from .repository import ARTVC_DIR, Repository
-from .store import StoreWriter
+from .storewriter import StoreWriter
 
 ALWAYS_IGNORED = {ARTVC_DIR, ".git"}
 IGNORE_FILE = ".artvcignore"

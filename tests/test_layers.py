@@ -11,7 +11,7 @@ LAYERS = {
     "errors": 0, "varint": 0, "fsutil": 0, "progress": 0, "names": 0, "lock": 1,
     "chunker": 1,
     "packs": 2, "manifest": 2, "records": 2, "trees": 2, "index": 2,
-    "store": 3, "refs": 3,
+    "store": 3, "storewriter": 3, "refs": 3,
     "remote": 3, "remote.backend": 3, "remote.layout": 3, "remote.state": 3, "remote.ssh": 3,
     "repository": 4, "specs": 4, "provenance": 4, "remote.fsspec_backend": 4,
     "lockfile": 4,

@@ -18,7 +18,7 @@ from artvc.remote import layout
 from artvc.remote.backend import CountingBackend
 from artvc.remote.fsspec_backend import open_backend
 from artvc.remote.sync import Sync
-from artvc.store import StoreWriter
+from artvc.storewriter import StoreWriter
 from conftest import assert_error, assert_ok, files_only, snapshot, write
 from faults import FaultyBackend
 

@@ -17,7 +17,7 @@ from .. import records, trees
 from ..errors import ArtvcError, CorruptObjectError, PushRejectedError, RemoteError, RemoteExistsError, RemoteNotFoundError
 from ..manifest import KIND_FILE
 from ..repository import Repository
-from ..store import StoreWriter
+from ..storewriter import StoreWriter
 from . import layout
 from .backend import Backend
 from .state import RemoteState

@@ -16,7 +16,8 @@ from ..errors import CorruptObjectError, MissingObjectError, RemoteError
 from .. import chunker
 from ..packs import INDEX_RECORD, TRAILER, BlobLocation, PackWriter, decode_blob, pack_path, parse_index, parse_trailer, read_pack_index
 from ..repository import Repository
-from ..store import PACK_INFO, StoreWriter
+from ..store import PACK_INFO
+from ..storewriter import StoreWriter
 from . import layout
 from .backend import Backend
 from .state import RemoteState
