@@ -185,11 +185,7 @@ class Store:
         size = os.path.getsize(path)
         with open(path, "rb") as f:
             entries = read_pack_index(f, size)
-        with self.index.write() as txn:
-            for e in entries:
-                loc = BlobLocation(pack_id, e.offset, e.stored_len, e.raw_len, e.blob_type, e.compression)
-                txn.put(e.blob_id, loc.encode(), db=self.index.db["blobs"])
-            txn.put(pack_id, PACK_INFO.pack(len(entries), size), db=self.index.db["packs"])
+        self.index_pack(pack_id, entries, size, overwrite=True)
         return len(entries)
 
     def adopt_pack(self, tmp_path: str, pack_id: bytes, entries: list[PackIndexEntry]) -> None:
@@ -204,11 +200,18 @@ class Store:
         os.makedirs(os.path.dirname(final), exist_ok=True)
         os.replace(tmp_path, final)
         fsync_dir(os.path.dirname(final))
+        self.index_pack(pack_id, entries, os.path.getsize(final), overwrite=False)
+
+    def index_pack(self, pack_id: bytes, entries: list[PackIndexEntry], size: int, overwrite: bool) -> None:
+        """Record a durable pack and where each of its blobs lies, in one transaction.
+
+        overwrite=False keeps the location of blobs already indexed elsewhere.
+        """
         with self.index.write() as txn:
             for e in entries:
                 loc = BlobLocation(pack_id, e.offset, e.stored_len, e.raw_len, e.blob_type, e.compression)
-                txn.put(e.blob_id, loc.encode(), db=self.index.db["blobs"], overwrite=False)
-            txn.put(pack_id, PACK_INFO.pack(len(entries), os.path.getsize(final)), db=self.index.db["packs"])
+                txn.put(e.blob_id, loc.encode(), db=self.index.db["blobs"], overwrite=overwrite)
+            txn.put(pack_id, PACK_INFO.pack(len(entries), size), db=self.index.db["packs"])
 
     def writer(self) -> "StoreWriter":
         from .storewriter import StoreWriter

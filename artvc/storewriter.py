@@ -19,8 +19,8 @@ import zstandard
 from . import chunker
 from .errors import PathError
 from .fsutil import random_hex
-from .packs import BLOB_DATA, BlobLocation, PackWriter, compress_blob, pack_path
-from .store import PACK_INFO, WORKERS, Store, shared_pool
+from .packs import BLOB_DATA, PackWriter, compress_blob, pack_path
+from .store import WORKERS, Store, shared_pool
 
 # Files up to this size are read whole and processed on a worker thread, many files at a time.
 SMALL_FILE = 4 << 20
@@ -112,27 +112,15 @@ class StoreWriter:
             self._local.compressor = comp
         return comp
 
-    def _known(self, blob_id: bytes) -> bool:
-        return blob_id in self._pending or (not self.relocate and self.store.has_blob(blob_id))
-
-    def _prepare(self, data: bytes) -> tuple[bytes, int, tuple[int, bytes] | None]:
-        blob_id = chunker.hash_bytes(data)
-        if self._known(blob_id):
-            return blob_id, len(data), None
-        return blob_id, len(data), compress_blob(data, self.store.settings.compression_level, self._compressor())
-
     def _append(self, blob_id: bytes, blob_type: int, raw_len: int, prepared: tuple[int, bytes] | None, data: bytes) -> None:
-        if blob_id in self._pending:
-            return
-        if prepared is None:
-            if not self.relocate and self.store.has_blob(blob_id):
-                return
-            prepared = compress_blob(data, self.store.settings.compression_level, self._compressor())
-        compression, stored = prepared
-        self._pending.add(blob_id)
-        self.new_bytes += len(stored)
-        self.new_blobs += 1
-        self._send(("blob", blob_type == BLOB_DATA, blob_id, blob_type, compression, raw_len, stored))
+        self._append_many([(blob_id, blob_type, raw_len, prepared, data)])
+
+    def _prepare_chunk(self, data: bytes, txn) -> tuple[bytes, tuple[int, bytes] | None]:
+        """(id, compressed form) of a chunk; no compressed form when the store already holds it."""
+        blob_id = chunker.hash_bytes(data)
+        if blob_id in self._pending or (not self.relocate and self.store.locate(blob_id, txn) is not None):
+            return blob_id, None
+        return blob_id, compress_blob(data, self.store.settings.compression_level, self._compressor())
 
     def _append_many(self, blobs: list[tuple[bytes, int, int, tuple[int, bytes] | None, bytes]]) -> None:
         """_append for many blobs at once: one hand-over to the writer thread for all of them."""
@@ -167,10 +155,7 @@ class StoreWriter:
             item = self._queue.get()
             kind = item[0]
             try:
-                if kind == "blob" and self._error is None:
-                    _, is_data, blob_id, blob_type, compression, raw_len, stored = item
-                    self._write_blob(is_data, blob_id, blob_type, compression, raw_len, stored)
-                elif kind == "blobs" and self._error is None:
+                if kind == "blobs" and self._error is None:
                     self._write_blobs(item[1])
                 elif kind == "flush":
                     if self._error is None:
@@ -193,14 +178,8 @@ class StoreWriter:
                 if kind in ("flush", "abort"):
                     item[1].set()
 
-    def _write_blob(self, is_data: bool, blob_id: bytes, blob_type: int, compression: int, raw_len: int, stored) -> None:
-        pack = self._open_pack(is_data)
-        pack.add(blob_id, blob_type, compression, raw_len, stored)
-        if pack.size >= self.store.settings.pack_size:
-            self._seal(is_data)
-
     def _write_blobs(self, blobs: list[tuple[bool, bytes, int, int, int, bytes]]) -> None:
-        """_write_blob for a batch: consecutive blobs bound for one pack are written in one call."""
+        """Write a batch of blobs: consecutive blobs bound for one pack are written in one call."""
         run: list[tuple[bytes, int, int, int, bytes]] = []
         run_bytes = 0
         run_is_data = blobs[0][0]
@@ -280,15 +259,11 @@ class StoreWriter:
 
     def _prepare_run(self, run: list[bytes]) -> list[tuple[bytes, int, tuple[int, bytes] | None]]:
         """Hash each chunk and compress the ones the store lacks (one LMDB read for the run)."""
-        level = self.store.settings.compression_level
         out = []
         with self.store.index.read() as txn:
             for data in run:
-                blob_id = chunker.hash_bytes(data)
-                if blob_id in self._pending or (not self.relocate and self.store.locate(blob_id, txn) is not None):
-                    out.append((blob_id, len(data), None))
-                else:
-                    out.append((blob_id, len(data), compress_blob(data, level, self._compressor())))
+                blob_id, prepared = self._prepare_chunk(data, txn)
+                out.append((blob_id, len(data), prepared))
         return out
 
     def add_paths(self, paths: Iterable[tuple[object, str, int]]) -> Iterator[tuple[object, FileChunks, os.stat_result]]:
@@ -360,13 +335,11 @@ class StoreWriter:
             raise _path_error(path, exc) from None
         chunk_list = []
         prepared = []
-        level = self.store.settings.compression_level
         for piece in self.store.data_chunker.cut_bytes(data):
             raw = bytes(piece) if len(piece) != len(data) else data
-            blob_id = chunker.hash_bytes(raw)
-            known = blob_id in self._pending or (not self.relocate and self.store.locate(blob_id, txn) is not None)
+            blob_id, compressed = self._prepare_chunk(raw, txn)
             chunk_list.append((blob_id, len(raw)))
-            prepared.append((None if known else compress_blob(raw, level, self._compressor()), raw))
+            prepared.append((compressed, raw))
         if len(chunk_list) == 1:
             digest = chunk_list[0][0]
         else:
@@ -397,12 +370,7 @@ class StoreWriter:
         """Trailer, fsync, rename, then index: a pack is durable before the index names its blobs."""
         pack_id, entries = pack.finish(self.store.packs_dir)
         size = os.path.getsize(pack_path(self.store.packs_dir, pack_id))
-        index = self.store.index
-        with index.write() as txn:
-            for e in entries:
-                loc = BlobLocation(pack_id, e.offset, e.stored_len, e.raw_len, e.blob_type, e.compression)
-                txn.put(e.blob_id, loc.encode(), db=index.db["blobs"], overwrite=self.relocate)
-            txn.put(pack_id, PACK_INFO.pack(len(entries), size), db=index.db["packs"])
+        self.store.index_pack(pack_id, entries, size, overwrite=self.relocate)
 
     def flush(self) -> None:
         """Seal and index every open pack: after this, every blob added is durable and findable."""

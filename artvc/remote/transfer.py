@@ -124,33 +124,31 @@ class Transfer:
         store = self.repo.store
         with self.repo.index.read() as txn:
             todo = [b for b in dict.fromkeys(blob_ids) if store.locate(b, txn) is None and b not in writer]
-            whole, todo = self._whole_packs(txn, todo)
+            by_pack = self._by_remote_pack(txn, todo)
+            whole = [(p, {b for b, _ in blobs}) for p, blobs in by_pack.items()
+                     if self.state.pack_blob_count(txn, p) == len(blobs)]
+        for pack_id, _ in whole:
+            del by_pack[pack_id]
         total = 0
         for size in bounded_map(self._adopt_pack, whole, self.jobs):
             self.bytes_down += size
             self.progress(size)
             total += size
-        for size, blobs in self._read_verified(todo):
+        for size, blobs in self._read_verified(by_pack):
             total += size
             for blob_id, loc, stored in blobs:
                 writer.add_verified(blob_id, loc.blob_type, loc.compression, stored, loc.raw_len)
         return total
 
-    def _whole_packs(self, txn, blob_ids: list[bytes]) -> tuple[list[tuple[bytes, set[bytes]]], list[bytes]]:
-        """Split wanted blobs into remote packs wanted entirely (pack id, blob ids) and the rest."""
-        by_pack: dict[bytes, list[bytes]] = {}
+    def _by_remote_pack(self, txn, blob_ids: Iterable[bytes]) -> dict[bytes, list[tuple[bytes, BlobLocation]]]:
+        """Wanted blobs with their locations, grouped by the remote pack that holds them."""
+        by_pack: dict[bytes, list[tuple[bytes, BlobLocation]]] = {}
         for blob_id in blob_ids:
             loc = self.state.locate(txn, blob_id)
             if loc is None:
                 raise MissingObjectError(blob_id.hex(), f"blob on {self.backend.url}")
-            by_pack.setdefault(loc.pack_id, []).append(blob_id)
-        whole, rest = [], []
-        for pack_id, blobs in by_pack.items():
-            if self.state.pack_blob_count(txn, pack_id) == len(blobs):
-                whole.append((pack_id, set(blobs)))
-            else:
-                rest.extend(blobs)
-        return whole, rest
+            by_pack.setdefault(loc.pack_id, []).append((blob_id, loc))
+        return by_pack
 
     def _adopt_pack(self, job: tuple[bytes, set[bytes]]) -> int:
         """Copy one remote pack whole, check it (its hash, its index, every blob), and add it to the store."""
@@ -178,17 +176,12 @@ class Transfer:
 
     def check_blobs(self, blob_ids: Iterable[bytes]) -> int:
         """Read and re-hash blobs on the remote without keeping them (verify --remote --read-data)."""
-        return sum(size for size, _ in self._read_verified(list(dict.fromkeys(blob_ids))))
-
-    def _read_verified(self, blob_ids: list[bytes]) -> Iterator[tuple[int, list]]:
-        """Coalesced range reads of remote packs; every blob decompressed within its size and hashed."""
-        wanted: dict[bytes, list[tuple[bytes, BlobLocation]]] = {}
         with self.repo.index.read() as txn:
-            for blob_id in blob_ids:
-                loc = self.state.locate(txn, blob_id)
-                if loc is None:
-                    raise MissingObjectError(blob_id.hex(), f"blob on {self.backend.url}")
-                wanted.setdefault(loc.pack_id, []).append((blob_id, loc))
+            by_pack = self._by_remote_pack(txn, dict.fromkeys(blob_ids))
+        return sum(size for size, _ in self._read_verified(by_pack))
+
+    def _read_verified(self, wanted: dict[bytes, list[tuple[bytes, BlobLocation]]]) -> Iterator[tuple[int, list]]:
+        """Coalesced range reads of remote packs; every blob decompressed within its size and hashed."""
         ranges = []
         for pack_id, blobs in wanted.items():
             blobs.sort(key=lambda b: b[1].offset)
