@@ -17,7 +17,7 @@ from . import records, trees
 from .chunker import DATA_CHUNKER, HASH_ALGORITHM, TREE_CHUNKER, ChunkerParams
 from .errors import ArtvcError, ConfigError, FormatError, MissingObjectError, NotARepositoryError
 from .fsutil import atomic_writer
-from .index import open_index
+from .index import CACHE_DBS, Index, open_index
 from .manifest import Entry
 from .packs import BLOB_RECORD, BLOB_TREE
 from .records import VersionRecord
@@ -99,6 +99,14 @@ class Repository:
         self.store = Store(self.artvc_dir, self.index, self._store_settings())
         self.refs = Refs(self.index)
         self._manifest_cache: dict[bytes, list[Entry]] = {}
+        self._cache: Index | None = None
+
+    @property
+    def cache(self) -> Index:
+        """The workspace's stat cache environment, opened on first use (push and fetch never need it)."""
+        if self._cache is None:
+            self._cache = open_index(os.path.join(self.artvc_dir, "cache"), CACHE_DBS)
+        return self._cache
 
     @classmethod
     def init(cls, path: str) -> tuple["Repository", bool]:

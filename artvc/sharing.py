@@ -15,7 +15,7 @@ from . import checkout as materialize
 from . import lockfile
 from . import specs as specs_mod
 from .errors import ArtvcError, ConfigError, PathError
-from .index import close_index
+from .index import close_indexes
 from .manifest import KIND_FILE
 from .names import check_name
 from .repository import RemoteConfig, Repository
@@ -144,7 +144,7 @@ def clone(repo_cls: type["Repo"], url: str, directory: str | None, options: dict
         fetch(repo, "origin", [], False, jobs, only=set())
     except BaseException:
         repo.close()
-        close_index(os.path.join(repo.root, ".artvc", "index"))
+        close_indexes(os.path.join(repo.root, ".artvc"))
         shutil.rmtree(os.path.join(repo.root, ".artvc"), ignore_errors=True)
         if created_dir:
             shutil.rmtree(repo.root, ignore_errors=True)
@@ -171,7 +171,7 @@ def scratch_repo(url: str, options: dict[str, str], reporter=None) -> Iterator["
         finally:
             repo.close()
     finally:
-        close_index(os.path.join(work, ".artvc", "index"))
+        close_indexes(os.path.join(work, ".artvc"))
         shutil.rmtree(work, ignore_errors=True)
 
 

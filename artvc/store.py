@@ -207,11 +207,21 @@ class Store:
 
         overwrite=False keeps the location of blobs already indexed elsewhere.
         """
+        self.index_packs([(pack_id, entries, size)], overwrite)
+
+    def index_packs(self, packs: list[tuple[bytes, list[PackIndexEntry], int]], overwrite: bool) -> None:
+        """index_pack for many durable packs (pack id, entries, size), in one transaction, ids in order."""
+        blobs = self.index.db["blobs"]
+        rows = sorted(
+            (e.blob_id, BlobLocation(pack_id, e.offset, e.stored_len, e.raw_len, e.blob_type, e.compression).encode())
+            for pack_id, entries, _ in packs
+            for e in entries
+        )
         with self.index.write() as txn:
-            for e in entries:
-                loc = BlobLocation(pack_id, e.offset, e.stored_len, e.raw_len, e.blob_type, e.compression)
-                txn.put(e.blob_id, loc.encode(), db=self.index.db["blobs"], overwrite=overwrite)
-            txn.put(pack_id, PACK_INFO.pack(len(entries), size), db=self.index.db["packs"])
+            for blob_id, loc in rows:
+                txn.put(blob_id, loc, db=blobs, overwrite=overwrite)
+            for pack_id, entries, size in packs:
+                txn.put(pack_id, PACK_INFO.pack(len(entries), size), db=self.index.db["packs"])
 
     def writer(self) -> "StoreWriter":
         from .storewriter import StoreWriter

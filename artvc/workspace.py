@@ -144,7 +144,7 @@ class Workspace:
 
     # ---- digests and the stat cache ------------------------------------------------------------
     def cached_digest(self, txn, f: DiskFile) -> bytes | None:
-        raw = txn.get(f.path.encode("utf-8", "surrogateescape"), db=self.repo.index.db["statcache"])
+        raw = txn.get(f.path.encode("utf-8", "surrogateescape"), db=self.repo.cache.db["statcache"])
         if raw is None or len(raw) != STAT.size + 8:
             return None
         size, mtime_ns, ino, ctime_ns, digest = STAT.unpack_from(raw)
@@ -157,8 +157,8 @@ class Workspace:
 
     def reference_written(self, rel: str, st: os.stat_result) -> bytes | None:
         """The signature of the reference artvc wrote at `rel`, if the file is untouched since."""
-        with self.repo.index.read() as txn:
-            raw = txn.get(REF_KEY + rel.encode("utf-8", "surrogateescape"), db=self.repo.index.db["statcache"])
+        with self.repo.cache.read() as txn:
+            raw = txn.get(REF_KEY + rel.encode("utf-8", "surrogateescape"), db=self.repo.cache.db["statcache"])
         if raw is None or len(raw) != STAT.size + 8:
             return None
         size, mtime_ns, ino, ctime_ns, signature = STAT.unpack_from(raw)
@@ -171,10 +171,10 @@ class Workspace:
         if not items:
             return
         now = time.time_ns()
-        with self.repo.index.write() as txn:
+        with self.repo.cache.write() as txn:
             for rel, st, signature in items:
                 value = STAT.pack(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, signature) + struct.pack("<q", now)
-                txn.put(REF_KEY + rel.encode("utf-8", "surrogateescape"), value, db=self.repo.index.db["statcache"])
+                txn.put(REF_KEY + rel.encode("utf-8", "surrogateescape"), value, db=self.repo.cache.db["statcache"])
 
     def remember(self, items: list[tuple[DiskFile, bytes]], read_from: int | None = None) -> None:
         """Record digests in the stat cache, stamped with the moment reading began (`read_from`,
@@ -183,8 +183,8 @@ class Workspace:
         if not items:
             return
         now = time.time_ns() if read_from is None else read_from
-        db = self.repo.index.db["statcache"]
-        with self.repo.index.write() as txn:
+        db = self.repo.cache.db["statcache"]
+        with self.repo.cache.write() as txn:
             for f, digest in items:
                 value = STAT.pack(f.size, f.mtime_ns, f.ino, f.ctime_ns, digest) + struct.pack("<q", now)
                 txn.put(f.path.encode("utf-8", "surrogateescape"), value, db=db)
@@ -206,8 +206,8 @@ class Workspace:
 
     def known_clean(self, name: str, signature: bytes) -> bool:
         """True when the last comparison of `name` that found it clean saw exactly this signature."""
-        with self.repo.index.read() as txn:
-            return txn.get(CLEAN_KEY + name.encode(), db=self.repo.index.db["statcache"]) == signature
+        with self.repo.cache.read() as txn:
+            return txn.get(CLEAN_KEY + name.encode(), db=self.repo.cache.db["statcache"]) == signature
 
     def remember_clean(self, name: str, signature: bytes, disk: dict[str, DiskFile], scanned_at: int) -> None:
         """Record a clean comparison, unless a file's mtime lies within RACY_WINDOW_NS before the scan
@@ -217,8 +217,8 @@ class Workspace:
         newest = max((f.mtime_ns for f in disk.values()), default=0)
         if newest + RACY_WINDOW_NS > scanned_at:
             return
-        with self.repo.index.write() as txn:
-            txn.put(CLEAN_KEY + name.encode(), signature, db=self.repo.index.db["statcache"])
+        with self.repo.cache.write() as txn:
+            txn.put(CLEAN_KEY + name.encode(), signature, db=self.repo.cache.db["statcache"])
 
     def hash_file(self, rel: str) -> bytes:
         """BLAKE3 of a file's content: the same digest a version records for it."""
@@ -228,7 +228,7 @@ class Workspace:
         """Digest of every regular file given, from the stat cache or by reading it."""
         out: dict[str, bytes] = {}
         fresh: list[tuple[DiskFile, bytes]] = []
-        with self.repo.index.read() as txn:
+        with self.repo.cache.read() as txn:
             todo = []
             for f in files:
                 if f.kind != KIND_FILE:
@@ -286,7 +286,7 @@ class Workspace:
     ) -> list[Entry]:
         """Entries for the files on disk, storing the content of any file the store lacks."""
         by_digest = {e.digest: e for e in known if e.kind == KIND_FILE and e.digest}
-        with self.repo.index.read() as txn:
+        with self.repo.cache.read() as txn:
             cached = {p: self.cached_digest(txn, f) for p, f in disk.items() if f.kind == KIND_FILE}
         entries: dict[str, Entry] = {}
         fresh: list[tuple[DiskFile, bytes]] = []

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from artvc.cli import main
-from artvc.index import close_index
+from artvc.index import close_indexes
 
 COMMIT_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*):v(\d+) ([0-9a-f]{12})$")
 
@@ -97,7 +97,7 @@ def _close_indexes(top: Path) -> None:
     """Close the LMDB environments opened below `top` (each maps a lot of address space)."""
     for folder, dirs, _ in os.walk(top):
         if ".artvc" in dirs:
-            close_index(os.path.join(folder, ".artvc", "index"))
+            close_indexes(os.path.join(folder, ".artvc"))
         dirs[:] = [d for d in dirs if d not in (".artvc", ".git")]
 
 

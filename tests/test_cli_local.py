@@ -253,7 +253,7 @@ def clock_ahead(monkeypatch):
 
 
 def test_status_shortcut_for_a_known_clean_workspace_still_sees_every_change(repo, cli, clock_ahead):
-    from artvc.index import open_index
+    from artvc.index import CACHE_DBS, open_index
     from artvc.workspace import CLEAN_KEY
 
     write(repo / "d" / "a.bin", b"A" * 1000)
@@ -261,8 +261,9 @@ def test_status_shortcut_for_a_known_clean_workspace_still_sees_every_change(rep
     assert_ok(cli("add", "d", "-a", "ds"))
     commit_one(cli)
     assert assert_ok(cli("status", "--json")).json()["artifacts"]["ds"]["clean"] is True
-    with open_index(str(repo / ".artvc" / "index")).read() as txn:
-        assert txn.get(CLEAN_KEY + b"ds", db=open_index(str(repo / ".artvc" / "index")).db["statcache"]) is not None
+    cache = open_index(str(repo / ".artvc" / "cache"), CACHE_DBS)
+    with cache.read() as txn:
+        assert txn.get(CLEAN_KEY + b"ds", db=cache.db["statcache"]) is not None
     assert assert_ok(cli("status", "--json")).json()["artifacts"]["ds"]["clean"] is True
 
     # Same size, mtime put back: only the inode-change time differs, and that is enough.
@@ -281,15 +282,15 @@ def test_status_shortcut_for_a_known_clean_workspace_still_sees_every_change(rep
 
 
 def test_commit_leaves_a_clean_mark_that_a_later_change_invalidates(repo, cli, clock_ahead):
-    from artvc.index import open_index
+    from artvc.index import CACHE_DBS, open_index
     from artvc.workspace import CLEAN_KEY
 
     write(repo / "d" / "a.bin", b"A" * 100)
     assert_ok(cli("add", "d", "-a", "ds"))
     commit_one(cli)
-    index = open_index(str(repo / ".artvc" / "index"))
-    with index.read() as txn:
-        assert txn.get(CLEAN_KEY + b"ds", db=index.db["statcache"]) is not None
+    cache = open_index(str(repo / ".artvc" / "cache"), CACHE_DBS)
+    with cache.read() as txn:
+        assert txn.get(CLEAN_KEY + b"ds", db=cache.db["statcache"]) is not None
     assert assert_ok(cli("status", "--json")).json()["artifacts"]["ds"]["clean"] is True
     st = os.stat(repo / "d" / "a.bin")
     write(repo / "d" / "a.bin", b"B" * 100)
@@ -298,16 +299,16 @@ def test_commit_leaves_a_clean_mark_that_a_later_change_invalidates(repo, cli, c
 
 
 def test_status_does_not_mark_clean_while_files_are_fresh(repo, cli):
-    from artvc.index import open_index
+    from artvc.index import CACHE_DBS, open_index
     from artvc.workspace import CLEAN_KEY
 
     write(repo / "f.txt", "fresh")
     assert_ok(cli("add", "f.txt", "-a", "ds"))
     commit_one(cli)
     assert assert_ok(cli("status", "--json")).json()["artifacts"]["ds"]["clean"] is True
-    index = open_index(str(repo / ".artvc" / "index"))
-    with index.read() as txn:
-        assert txn.get(CLEAN_KEY + b"ds", db=index.db["statcache"]) is None
+    cache = open_index(str(repo / ".artvc" / "cache"), CACHE_DBS)
+    with cache.read() as txn:
+        assert txn.get(CLEAN_KEY + b"ds", db=cache.db["statcache"]) is None
 
 
 def test_status_of_unknown_artifact(repo, cli):

@@ -20,7 +20,7 @@ import pytest
 
 import artvc
 from artvc.errors import ArtvcError, RemoteError
-from artvc.index import close_index
+from artvc.index import close_indexes
 from conftest import assert_error, assert_ok
 from crash_faults import (
     WriteFaults,
@@ -161,7 +161,7 @@ def _remote_problems(remote: Path, clone: Path, local: list[tuple[int, str]], ex
         problems.append(f"fetch --all / checkout in a fresh clone failed: {type(exc).__name__}: {exc}")
     finally:
         r.close()
-        close_index(str(clone / ".artvc" / "index"))
+        close_indexes(str(clone / ".artvc"))
         shutil.rmtree(clone, ignore_errors=True)
         shutil.rmtree(out, ignore_errors=True)
     return problems
@@ -313,7 +313,7 @@ def _gc_template(path: Path) -> dict[str, dict]:
         w.add(hash_bytes(blob), BLOB_DATA, 0, len(blob), blob)
         w.finish(str(path / ".artvc" / "packs"))
     repo.close()
-    close_index(str(path / ".artvc" / "index"))
+    close_indexes(str(path / ".artvc"))
     return expected
 
 
@@ -394,7 +394,7 @@ def test_commit_stops_cleanly_at_every_failing_store_write(tmp, cli, monkeypatch
     set_pack_size(template, 256 << 10)
     _small_dataset(template, 5)
     assert_ok(cli("add", "data", "-a", "ds"))
-    close_index(str(template / ".artvc" / "index"))
+    close_indexes(str(template / ".artvc"))
     expected = digests(template)
     n = 0
     while True:
@@ -411,7 +411,7 @@ def test_commit_stops_cleanly_at_every_failing_store_write(tmp, cli, monkeypatch
         if not faults.tripped:
             assert_ok(result)
             assert len(result.commit_lines()) == 1, str(result)
-            close_index(str(work / ".artvc" / "index"))
+            close_indexes(str(work / ".artvc"))
             break
         assert_error(result, "space")
         good, report = _api_verify_ok(work)
@@ -425,7 +425,7 @@ def test_commit_stops_cleanly_at_every_failing_store_write(tmp, cli, monkeypatch
         assert_ok(cli("checkout", "ds:v0", "--to", tmp / "out"))
         assert digests(tmp / "out") == expected, label
         shutil.rmtree(tmp / "out")
-        close_index(str(work / ".artvc" / "index"))
+        close_indexes(str(work / ".artvc"))
         monkeypatch.chdir(tmp)
         shutil.rmtree(work)
     print("commit faults", n)
@@ -535,7 +535,7 @@ def test_push_stops_cleanly_at_every_failing_remote_write(tmp, cli, monkeypatch,
                 assert_ok(cli("checkout", v["spec"], "--to", tmp / "out"))
                 assert digests(tmp / "out") == expected[v["spec"]], label
                 shutil.rmtree(tmp / "out")
-            close_index(str(clone / ".artvc" / "index"))
+            close_indexes(str(clone / ".artvc"))
             monkeypatch.chdir(repo)
         assert_ok(cli("push", f"r{n}"))
         pushed = sorted(p.name for p in (remote / "versions" / "ds").iterdir())
@@ -587,7 +587,7 @@ def test_fetch_stops_cleanly_at_every_failing_remote_read(tmp, cli, monkeypatch,
             shutil.rmtree(tmp / "out")
         good, report = _api_verify_ok(clone)
         assert good, f"{label}, after the rerun: {report}"
-        close_index(str(clone / ".artvc" / "index"))
+        close_indexes(str(clone / ".artvc"))
         if not tripped:
             break
     print("fetch faults", n)
