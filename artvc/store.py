@@ -12,7 +12,7 @@ import threading
 from collections import OrderedDict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator
 
 from . import chunker
 from .errors import CorruptObjectError, MissingObjectError
@@ -30,6 +30,8 @@ WORKERS = max(2, min(4, os.cpu_count() or 2))
 READ_BATCH = 1 << 20
 READ_AHEAD = 2
 RUN_LOOKUP = 256
+# Packs written or fetched are indexed together, in one transaction per this many blobs and at the end.
+INDEX_BATCH_BLOBS = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -188,11 +190,11 @@ class Store:
         self.index_pack(pack_id, entries, size, overwrite=True)
         return len(entries)
 
-    def adopt_pack(self, tmp_path: str, pack_id: bytes, entries: list[PackIndexEntry]) -> None:
-        """Move a complete, verified pack file (fetched whole) into the store, then index its blobs.
+    def adopt_pack(self, tmp_path: str, pack_id: bytes) -> int:
+        """Move a complete, verified pack file (fetched whole) into the store; returns its size.
 
-        Same order as a written pack: durable under its name before the index names its blobs.
-        Blobs already indexed keep their location.
+        Same order as a written pack: durable under its name before the caller indexes its blobs
+        (index_packs with overwrite=False, so blobs already indexed keep their location).
         """
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
@@ -200,7 +202,7 @@ class Store:
         os.makedirs(os.path.dirname(final), exist_ok=True)
         os.replace(tmp_path, final)
         fsync_dir(os.path.dirname(final))
-        self.index_pack(pack_id, entries, os.path.getsize(final), overwrite=False)
+        return os.path.getsize(final)
 
     def index_pack(self, pack_id: bytes, entries: list[PackIndexEntry], size: int, overwrite: bool) -> None:
         """Record a durable pack and where each of its blobs lies, in one transaction.
@@ -227,6 +229,30 @@ class Store:
         from .storewriter import StoreWriter
 
         return StoreWriter(self)
+
+
+class IndexBatch:
+    """Rows for the index, written in one transaction per INDEX_BATCH_BLOBS blobs and at the end.
+
+    A transaction per pack rewrites most pages of a table keyed by random ids each time, and LMDB
+    cannot reuse them while other threads read, so the index file grows by half again.
+    """
+
+    def __init__(self, write: Callable[[list], None]) -> None:
+        self.write = write
+        self.rows: list = []
+        self.blobs = 0
+
+    def add(self, row: object, blobs: int) -> None:
+        self.rows.append(row)
+        self.blobs += blobs
+        if self.blobs >= INDEX_BATCH_BLOBS:
+            self.flush()
+
+    def flush(self) -> None:
+        rows, self.rows, self.blobs = self.rows, [], 0
+        if rows:
+            self.write(rows)
 
 
 _pool_lock = threading.Lock()

@@ -20,7 +20,7 @@ from . import chunker
 from .errors import PathError
 from .fsutil import random_hex
 from .packs import BLOB_DATA, PackWriter, compress_blob, pack_path
-from .store import WORKERS, Store, shared_pool
+from .store import WORKERS, IndexBatch, Store, shared_pool
 
 # Files up to this size are read whole and processed on a worker thread, many files at a time.
 SMALL_FILE = 4 << 20
@@ -30,8 +30,6 @@ BATCH_FILES = 128
 BATCH_BYTES = 2 << 20
 IN_FLIGHT_RUNS = 2 * WORKERS
 WRITE_QUEUE = 8
-# Sealed packs are indexed together once this many of their blobs wait (and at flush).
-INDEX_BATCH_BLOBS = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -95,8 +93,7 @@ class StoreWriter:
         self._error: BaseException | None = None
         self._sealer: ThreadPoolExecutor | None = None
         self._sealing: list[Future] = []
-        self._sealed: list[tuple[bytes, list, int]] = []
-        self._sealed_blobs = 0
+        self._sealed = IndexBatch(lambda packs: store.index_packs(packs, overwrite=relocate))
         self.new_bytes = 0
         self.new_blobs = 0
 
@@ -371,27 +368,13 @@ class StoreWriter:
             if self._sealer is not None:
                 self._sealer.shutdown(wait=True)
                 self._sealer = None
-            self._index_sealed()
+            self._sealed.flush()
 
     def _finish_pack(self, pack: PackWriter) -> None:
         """Trailer, fsync, rename; the index names its blobs later, so a pack is durable first."""
         pack_id, entries = pack.finish(self.store.packs_dir)
         size = os.path.getsize(pack_path(self.store.packs_dir, pack_id))
-        self._sealed.append((pack_id, entries, size))
-        self._sealed_blobs += len(entries)
-        if self._sealed_blobs >= INDEX_BATCH_BLOBS:
-            self._index_sealed()
-
-    def _index_sealed(self) -> None:
-        """Index the sealed packs in one transaction.
-
-        One transaction per pack would copy most of the blob table's pages once per pack (the
-        ids are random), and LMDB cannot reuse those pages while the worker threads read: the
-        index file grew by half its size again on a 20k-file commit.
-        """
-        sealed, self._sealed, self._sealed_blobs = self._sealed, [], 0
-        if sealed:
-            self.store.index_packs(sealed, overwrite=self.relocate)
+        self._sealed.add((pack_id, entries, size), len(entries))
 
     def flush(self) -> None:
         """Seal and index every open pack: after this, every blob added is durable and findable."""

@@ -34,10 +34,14 @@ class RemoteState:
     def has_pack(self, txn, pack_id: bytes) -> bool:
         return txn.get(self.prefix + pack_id, db=self.db["remote_packs"]) is not None
 
-    def add_pack(self, txn, pack_id: bytes, locations: list[tuple[bytes, BlobLocation]]) -> None:
-        for blob_id, loc in locations:
-            txn.put(self.prefix + blob_id, loc.encode(), db=self.db["remote_blobs"])
-        txn.put(self.prefix + pack_id, PACK_COUNT.pack(len(locations)), db=self.db["remote_packs"])
+    def add_packs(self, packs: list[tuple[bytes, list[tuple[bytes, BlobLocation]]]]) -> None:
+        """Record remote packs and their blobs in one transaction, keys in order (see Store.index_packs)."""
+        rows = sorted((self.prefix + blob_id, loc.encode()) for _, locations in packs for blob_id, loc in locations)
+        with self.index.write() as txn:
+            for key, value in rows:
+                txn.put(key, value, db=self.db["remote_blobs"])
+            for pack_id, locations in packs:
+                txn.put(self.prefix + pack_id, PACK_COUNT.pack(len(locations)), db=self.db["remote_packs"])
 
     def pack_blob_count(self, txn, pack_id: bytes) -> int | None:
         """How many blobs the remote pack holds (None: not known, e.g. cached by an older artvc)."""

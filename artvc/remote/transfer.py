@@ -14,9 +14,9 @@ from typing import Callable, Iterable, Iterator
 
 from ..errors import CorruptObjectError, MissingObjectError, RemoteError
 from .. import chunker
-from ..packs import INDEX_RECORD, TRAILER, BlobLocation, PackWriter, decode_blob, pack_path, parse_index, parse_trailer, read_pack_index
+from ..packs import INDEX_RECORD, TRAILER, BlobLocation, PackIndexEntry, PackWriter, decode_blob, pack_path, parse_index, parse_trailer, read_pack_index
 from ..repository import Repository
-from ..store import PACK_INFO
+from ..store import PACK_INFO, IndexBatch
 from ..storewriter import StoreWriter
 from . import layout
 from .backend import Backend
@@ -46,11 +46,14 @@ class Transfer:
                 m = layout.INDEX_FILE.match(name)
                 if m and not self.state.has_pack(txn, bytes.fromhex(m.group(1))):
                     new.append(bytes.fromhex(m.group(1)))
+        learned = IndexBatch(self.state.add_packs)
         with ThreadPoolExecutor(self.jobs) as pool:
-            for pack_id, raw in zip(new, pool.map(lambda p: self.backend.load(layout.index_name(p)), new)):
-                locations = self._parse_remote_index(pack_id, raw)
-                with self.repo.index.write() as txn:
-                    self.state.add_pack(txn, pack_id, locations)
+            try:
+                for pack_id, raw in zip(new, pool.map(lambda p: self.backend.load(layout.index_name(p)), new)):
+                    locations = self._parse_remote_index(pack_id, raw)
+                    learned.add((pack_id, locations), len(locations))
+            finally:
+                learned.flush()
         return len(new)
 
     def _parse_remote_index(self, pack_id: bytes, raw: bytes) -> list[tuple[bytes, BlobLocation]]:
@@ -79,17 +82,20 @@ class Transfer:
             counts = {p: PACK_INFO.unpack(txn.get(p, db=self.repo.index.db["packs"]))[0] for p in by_pack}
         work_dir = os.path.join(store.tmp_dir, f"push-{secrets.token_hex(6)}")
         os.makedirs(work_dir, exist_ok=True)
+        uploaded = IndexBatch(self.state.add_packs)
         try:
             jobs = [(pack_id, blobs, len(blobs) == counts[pack_id]) for pack_id, blobs in by_pack.items()]
-            for size in bounded_map(lambda job: self._upload_pack(work_dir, *job), jobs, self.jobs):
+            for size, pack_id, locations in bounded_map(lambda job: self._upload_pack(work_dir, *job), jobs, self.jobs):
+                uploaded.add((pack_id, locations), len(locations))
                 self.bytes_up += size
                 self.progress(size)
         finally:
+            uploaded.flush()
             shutil.rmtree(work_dir, ignore_errors=True)
         return len(by_pack)
 
-    def _upload_pack(self, work_dir: str, pack_id: bytes, blobs: list[tuple[bytes, BlobLocation]], whole: bool) -> int:
-        """Upload one pack (then its index) and record it; returns its size. Runs on a worker thread."""
+    def _upload_pack(self, work_dir: str, pack_id: bytes, blobs: list[tuple[bytes, BlobLocation]], whole: bool) -> tuple[int, bytes, list]:
+        """Upload one pack (then its index); returns its size, id and blob locations. Runs on a worker thread."""
         store = self.repo.store
         if whole:
             path = pack_path(store.packs_dir, pack_id)
@@ -109,9 +115,7 @@ class Transfer:
         locations = self._parse_remote_index(pack_id, index)
         self.backend.store_file(layout.pack_name(pack_id), path)
         self.backend.store(layout.index_name(pack_id), index)
-        with self.repo.index.write() as txn:
-            self.state.add_pack(txn, pack_id, locations)
-        return size
+        return size, pack_id, locations
 
     # ---- download ----------------------------------------------------------------------------
     def download_blobs(self, blob_ids: Iterable[bytes], writer: StoreWriter) -> int:
@@ -130,10 +134,15 @@ class Transfer:
         for pack_id, _ in whole:
             del by_pack[pack_id]
         total = 0
-        for size in bounded_map(self._adopt_pack, whole, self.jobs):
-            self.bytes_down += size
-            self.progress(size)
-            total += size
+        adopted = IndexBatch(lambda packs: store.index_packs(packs, overwrite=False))
+        try:
+            for size, pack_id, entries in bounded_map(self._adopt_pack, whole, self.jobs):
+                adopted.add((pack_id, entries, size), len(entries))
+                self.bytes_down += size
+                self.progress(size)
+                total += size
+        finally:
+            adopted.flush()
         for size, blobs in self._read_verified(by_pack):
             total += size
             for blob_id, loc, stored in blobs:
@@ -150,8 +159,9 @@ class Transfer:
             by_pack.setdefault(loc.pack_id, []).append((blob_id, loc))
         return by_pack
 
-    def _adopt_pack(self, job: tuple[bytes, set[bytes]]) -> int:
-        """Copy one remote pack whole, check it (its hash, its index, every blob), and add it to the store."""
+    def _adopt_pack(self, job: tuple[bytes, set[bytes]]) -> tuple[int, bytes, list[PackIndexEntry]]:
+        """Copy one remote pack whole, check it (its hash, its index, every blob), and move it into the
+        store; returns its size, id and entries, for the caller to index."""
         pack_id, wanted = job
         store = self.repo.store
         os.makedirs(store.tmp_dir, exist_ok=True)
@@ -168,11 +178,11 @@ class Transfer:
                 for e in sorted(entries, key=lambda e: e.offset):
                     f.seek(e.offset)
                     decode_blob(f.read(e.stored_len), e.compression, e.raw_len, e.blob_id)
-            store.adopt_pack(tmp, pack_id, entries)
+            store.adopt_pack(tmp, pack_id)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        return size
+        return size, pack_id, entries
 
     def check_blobs(self, blob_ids: Iterable[bytes]) -> int:
         """Read and re-hash blobs on the remote without keeping them (verify --remote --read-data)."""
