@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Iterator
 
 from . import chunker
 from .errors import ConflictError, CorruptObjectError, PathError
-from .fsutil import is_temp_name, replace_into, temp_name_for
+from .fsutil import is_temp_name, replace_into, replace_large, temp_name_for
 from .manifest import KIND_FILE, KIND_REFERENCE, KIND_SYMLINK, Entry
 from .store import Store
 from .workspace import DiskFile, iter_parents
@@ -39,6 +39,8 @@ Signature = Callable[[Entry], bytes]
 WRITERS = 8
 BATCH_FILES = 64
 BATCH_BYTES = 4 << 20
+# Files from this size replace an existing one by moving it aside first (fsutil.replace_large).
+LARGE_REPLACE = 8 << 20
 
 
 def _lstat(root: str, rel: str) -> os.stat_result | None:
@@ -258,7 +260,7 @@ def _write_new(path: str, entry: Entry, store: Store, temp_dir: str | None) -> N
                     raise CorruptObjectError(f"content of {entry.path}", entry.digest.hex(), hasher.hexdigest())
         finally:
             os.close(fd)
-        replace_into(tmp, path)
+        _put_in_place(tmp, path, entry.size, temp_dir)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -303,7 +305,15 @@ def _write_reusing(path: str, entry: Entry, old: Entry, store: Store, temp_dir: 
         except BaseException:
             os.unlink(tmp)
             raise
-    replace_into(tmp, path)
+    _put_in_place(tmp, path, entry.size, temp_dir)
+
+
+def _put_in_place(tmp: str, path: str, size: int, temp_dir: str | None) -> None:
+    """Rename a finished file into place; a large one moves the old file aside first (see replace_large)."""
+    if size >= LARGE_REPLACE:
+        replace_large(tmp, path, temp_dir)
+    else:
+        replace_into(tmp, path)
 
 
 def _write_all(fd: int, data: bytes) -> None:

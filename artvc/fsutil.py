@@ -59,6 +59,39 @@ def replace_into(tmp: str, path: str) -> None:
         os.replace(local, path)
 
 
+def replace_large(tmp: str, path: str, temp_dir: str | None = None) -> None:
+    """replace_into for a large file: the old file is renamed aside first, then removed.
+
+    On ext4, a rename over an existing file makes the kernel write the new file's delayed
+    allocations out at once (auto_da_alloc): 0.16-0.23 s for 256 MiB on the benchmark machine,
+    against 0.05 s for renaming onto a free name and removing the old file. The old inode is never
+    changed, so readers holding it keep its bytes. Between the two renames the path is absent for
+    a moment; a crash there leaves the old file under a temporary name (swept like any other) and
+    the path missing, which status reports and the next checkout writes.
+    """
+    aside = temp_name_for(path, temp_dir)
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        aside = ""
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        replace_into(tmp, path)
+        return
+    try:
+        os.rename(tmp, path)
+    except OSError as exc:
+        if aside:
+            os.rename(aside, path)
+        if exc.errno != errno.EXDEV:
+            raise
+        replace_into(tmp, path)
+        return
+    if aside:
+        os.unlink(aside)
+
+
 def is_temp_name(name: str) -> bool:
     return TEMP_MARK in name
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 import os
 import random
 
+import pytest
+
+from artvc import checkout
+from artvc.fsutil import replace_large
 from conftest import assert_ok
 
 
@@ -17,7 +21,9 @@ def edited(data: bytes, seed: int) -> bytes:
     return bytes(out)
 
 
-def test_switching_versions_of_a_large_file_is_exact(repo, cli):
+@pytest.mark.parametrize("move_aside", [False, True], ids=["rename-over", "move-aside"])
+def test_switching_versions_of_a_large_file_is_exact(repo, cli, monkeypatch, move_aside):
+    monkeypatch.setattr(checkout, "LARGE_REPLACE", 1 if move_aside else 1 << 40)
     v0 = random.Random(1).randbytes(3_000_000)
     v1 = edited(v0, 2)
     path = repo / "data" / "big.bin"
@@ -54,3 +60,35 @@ def test_a_modified_file_is_never_used_as_a_source(repo, cli):
     assert path.read_bytes() == bytes(tampered)
     assert_ok(cli("checkout", "ds:v0", "--force"))
     assert path.read_bytes() == v0
+
+
+@pytest.mark.parametrize("use_temp_dir", [False, True])
+def test_replace_large_leaves_the_old_inode_to_its_readers_and_nothing_behind(tmp_path, use_temp_dir):
+    folder, temp_dir = tmp_path / "ws", tmp_path / "tmp"
+    folder.mkdir()
+    temp_dir.mkdir()
+    path, new = folder / "big.bin", folder / "big.new"
+    path.write_bytes(b"old" * 1000)
+    new.write_bytes(b"new" * 2000)
+    with open(path, "rb") as reader:
+        replace_large(str(new), str(path), str(temp_dir) if use_temp_dir else None)
+        assert reader.read() == b"old" * 1000
+    assert path.read_bytes() == b"new" * 2000
+    assert sorted(os.listdir(folder)) == ["big.bin"]
+    assert os.listdir(temp_dir) == []
+
+
+def test_replace_large_puts_the_old_file_back_when_the_new_one_cannot_be_moved(tmp_path):
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"old")
+    with pytest.raises(FileNotFoundError):
+        replace_large(str(tmp_path / "missing.tmp"), str(path))
+    assert path.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["big.bin"]
+
+
+def test_replace_large_onto_a_free_name(tmp_path):
+    new = tmp_path / "a.tmp"
+    new.write_bytes(b"x")
+    replace_large(str(new), str(tmp_path / "a.bin"))
+    assert os.listdir(tmp_path) == ["a.bin"]
