@@ -98,6 +98,8 @@ def make_plan(root: str, target: list[Entry], current: dict[str, Entry], force: 
               ref_written: RefWritten = lambda path, st: None, signature: Signature = lambda e: b"") -> Plan:
     """Decide what to write and delete; conflicts are listed, not resolved.
 
+    `current` is the version checked out (what the workspace is taken to hold).
+
     A file written from an external reference is untouched when `ref_written` returns the signature
     of the reference it came from (its stat is what it was when artvc wrote it).
     """
@@ -106,6 +108,14 @@ def make_plan(root: str, target: list[Entry], current: dict[str, Entry], force: 
         plan.writes = [e for e in target if e.kind != KIND_REFERENCE]
         plan.refs = [e for e in target if e.kind == KIND_REFERENCE]
         return plan
+    if not force and current and (len(current) != len(target) or any(current.get(e.path) != e for e in target)):
+        # Switching versions: paths whose entry is the same in both are neither looked at nor
+        # written, so a local change there is carried over, as git does. Checking out the version
+        # already checked out looks at every path (that is how a deleted file is restored).
+        same = {e.path for e in target if e.kind != KIND_REFERENCE and current.get(e.path) == e}
+        plan.unchanged = len(same)
+        target = [e for e in target if e.path not in same]
+        current = {p: e for p, e in current.items() if p not in same}
     target_paths = {e.path for e in target}
     parents = _all_parents(target_paths)
     candidates: dict[str, list[Entry]] = {}

@@ -205,6 +205,30 @@ def test_checkout_missing_file_is_restored_without_force(repo, cli):
     assert disk_files(repo) == V1
 
 
+def test_switching_versions_carries_local_changes_to_paths_the_versions_share(repo, cli):
+    make_versions(repo, cli)
+    write(repo / "d" / "b.txt", b"my edit")  # b.txt is the same in v0 and v1
+    (repo / "d" / "sub" / "s.bin").unlink()  # so is s.bin
+    assert "2 written, 2 deleted, 2 unchanged" in assert_ok(cli("checkout", "ds:v0")).out
+    expected = dict(V0, **{"d/b.txt": b"my edit"})
+    del expected["d/sub/s.bin"]
+    assert disk_files(repo) == expected
+    st = assert_ok(cli("status", "--json")).json()["artifacts"]["ds"]
+    assert st["head"] == "ds:v0" and st["modified"] == ["d/b.txt"] and st["deleted"] == ["d/sub/s.bin"]
+    # Checking out the version already checked out looks at every path: it restores the deleted
+    # file and refuses to overwrite the edit; --force overwrites it.
+    assert_error(cli("checkout", "ds:v0"), "d/b.txt")
+    assert_ok(cli("checkout", "ds:v0", "--force"))
+    assert disk_files(repo) == V0
+
+
+def test_switching_versions_with_force_overwrites_shared_paths_too(repo, cli):
+    make_versions(repo, cli)
+    write(repo / "d" / "b.txt", b"my edit")
+    assert_ok(cli("checkout", "ds:v0", "--force"))
+    assert disk_files(repo) == V0
+
+
 def test_failed_checkout_leaves_everything_in_place_even_with_many_changes(repo, cli):
     make_versions(repo, cli)
     write(repo / "d" / "b.txt", b"modified b")  # b is identical in v0 and v1: nothing to do there
