@@ -288,9 +288,11 @@ class Repo:
             ref_entries = referencing.entries_for(settings.get("refs", []), previous)
             scanned_at = time.time_ns()
             scanned = ws.scan(settings["paths"], self.reporter.warn)
-            disk = dict(scanned)
-            for e in ref_entries:
-                disk.pop(e.path, None)
+            disk = scanned
+            if ref_entries:
+                disk = dict(scanned)
+                for e in ref_entries:
+                    disk.pop(e.path, None)
             known: list[Entry] = []
             for v in (self.head(name), self._latest(name)):
                 if v is not None:

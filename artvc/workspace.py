@@ -286,25 +286,27 @@ class Workspace:
     ) -> list[Entry]:
         """Entries for the files on disk, storing the content of any file the store lacks."""
         by_digest = {e.digest: e for e in known if e.kind == KIND_FILE and e.digest}
-        with self.repo.cache.read() as txn:
-            cached = {p: self.cached_digest(txn, f) for p, f in disk.items() if f.kind == KIND_FILE}
         entries: dict[str, Entry] = {}
         fresh: list[tuple[DiskFile, bytes]] = []
-        to_store: list[tuple[object, str, int]] = []
-        for path in sorted(disk):
-            f = disk[path]
-            if f.kind == KIND_SYMLINK:
-                entries[path] = Entry(path, KIND_SYMLINK, target=f.target)
-                continue
-            digest = cached.get(path)
-            prior = by_digest.get(digest) if digest is not None else None
-            if prior is not None and prior.size == f.size:
-                entries[path] = Entry(path, KIND_FILE, f.size, f.executable, prior.digest, prior.chunks)
-                progress(f.size)
-            else:
-                to_store.append((f, self.abs(path), f.size))
+
+        def to_store() -> Iterator[tuple[DiskFile, str, int]]:
+            """Files whose content must be read, handed to the writer as they are found (no list of them)."""
+            with self.repo.cache.read() as txn:
+                for path in sorted(disk):
+                    f = disk[path]
+                    if f.kind == KIND_SYMLINK:
+                        entries[path] = Entry(path, KIND_SYMLINK, target=f.target)
+                        continue
+                    digest = self.cached_digest(txn, f) if by_digest else None
+                    prior = by_digest.get(digest) if digest is not None else None
+                    if prior is not None and prior.size == f.size:
+                        entries[path] = Entry(path, KIND_FILE, f.size, f.executable, prior.digest, prior.chunks)
+                        progress(f.size)
+                    else:
+                        yield f, self.abs(path), f.size
+
         read_from = time.time_ns()
-        for f, stored, after in writer.add_paths(to_store):
+        for f, stored, after in writer.add_paths(to_store()):
             if (after.st_size, after.st_mtime_ns) != (f.size, f.mtime_ns) or stored.size != f.size:
                 raise PathError(f"{f.path} changed while it was being read; run the command again when it is stable")
             entries[f.path] = Entry(f.path, KIND_FILE, stored.size, f.executable, stored.digest, stored.chunks)
