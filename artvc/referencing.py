@@ -45,7 +45,10 @@ def entries_for(refs: Iterable[dict[str, Any]], previous: dict[str, Entry] | Non
     An object that differs from its `previous` entry only in informational fields (mtime) keeps
     the previous entry, so touching a file makes no new version.
     """
-    from .remote import references
+    refs = list(refs)
+    if not refs:
+        return []
+    from .remote import references  # fsspec and urllib: only when something is referenced
 
     previous = previous or {}
     out: dict[str, Entry] = {}

@@ -255,7 +255,8 @@ class Workspace:
             raise PathError(f"cannot read {f.path}: permission denied") from None
 
     def abs(self, rel: str) -> str:
-        return os.path.join(self.root, *rel.split("/"))
+        """The absolute path of a workspace path (POSIX, validated: called once per file in a commit)."""
+        return f"{self.root}/{rel}" if os.sep == "/" else os.path.join(self.root, *rel.split("/"))
 
     # ---- comparing -----------------------------------------------------------------------------
     def compare(self, disk: dict[str, DiskFile], entries: Iterable[Entry], scope: Iterable[str] | None = None) -> Changes:
