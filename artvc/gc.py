@@ -51,8 +51,7 @@ def collect(repo: Repository, dry_run: bool = False) -> GcReport:
     db = repo.index.db
     packs: dict[bytes, list[tuple[bytes, BlobLocation]]] = {}
     with repo.index.read() as txn:
-        for blob_id, raw in txn.cursor(db=db["blobs"]):
-            loc = BlobLocation.decode(raw)
+        for blob_id, loc in repo.store.blob_locations(txn):
             packs.setdefault(loc.pack_id, []).append((blob_id, loc))
         indexed = {key for key, _ in txn.cursor(db=db["packs"])}
     report.live_blobs = sum(1 for blobs in packs.values() for b, _ in blobs if b in live)
@@ -90,9 +89,7 @@ def _drop_pack(repo: Repository, pack_id: bytes, blob_ids: list[bytes]) -> None:
     db = repo.index.db
     with repo.index.write() as txn:
         for blob_id in blob_ids:
-            raw = txn.get(blob_id, db=db["blobs"])
-            if raw is not None and BlobLocation.decode(raw).pack_id == pack_id:
-                txn.delete(blob_id, db=db["blobs"])
+            repo.store.unindex_blob(txn, blob_id, pack_id)
         txn.delete(pack_id, db=db["packs"])
     repo.store.close()
     try:

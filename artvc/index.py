@@ -17,6 +17,7 @@ from .errors import ArtvcError
 MAP_SIZE = 32 << 30
 STORE_DBS = (
     b"blobs",      # blob id -> BlobLocation
+    b"blobs_recent",  # the same, for blobs indexed since the last merge (a small table: few pages to copy)
     b"packs",      # pack id -> blob count u32 + pack size u64
     b"versions",   # artifact \0 number(u32 BE) -> version id
     b"vids",       # version id -> artifact \0 number(u32 BE)

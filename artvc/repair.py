@@ -19,7 +19,6 @@ from .errors import ArtvcError
 from .manifest import KIND_FILE
 from .packs import BLOB_RECORD, BlobLocation, check_pack_file, decode_blob, read_pack_index
 from .repository import Repository
-from .store import PACK_INFO
 from .storewriter import StoreWriter
 from .verify import LOST, lost_blobs
 
@@ -38,7 +37,6 @@ class RepairReport:
 def repair(repo: Repository, fetch: Callable[[list[bytes]], int] | None = None) -> RepairReport:
     report = RepairReport()
     store = repo.store
-    db = repo.index.db
     record_ids: list[bytes] = []
     for path in store.list_pack_files():
         pack_id = bytes.fromhex(os.path.basename(path)[: -len(".pack")])
@@ -50,13 +48,8 @@ def repair(repo: Repository, fetch: Callable[[list[bytes]], int] | None = None) 
             intact = False
             entries = _readable_index(path, size)
         if intact:
-            with repo.index.write() as txn:
-                for e in entries:
-                    loc = BlobLocation(pack_id, e.offset, e.stored_len, e.raw_len, e.blob_type, e.compression)
-                    txn.put(e.blob_id, loc.encode(), db=db["blobs"], overwrite=False)
-                    if e.blob_type == BLOB_RECORD:
-                        record_ids.append(e.blob_id)
-                txn.put(pack_id, PACK_INFO.pack(len(entries), size), db=db["packs"])
+            store.index_packs([(pack_id, entries, size)], overwrite=False)
+            record_ids += [e.blob_id for e in entries if e.blob_type == BLOB_RECORD]
             report.packs_reindexed += 1
             continue
         record_ids += _salvage(repo, pack_id, entries, report)
@@ -102,9 +95,8 @@ def _salvage(repo: Repository, pack_id: bytes, entries, report: RepairReport) ->
             if e.blob_type == BLOB_RECORD:
                 kept.append(e.blob_id)
     with repo.index.write() as txn:
-        for blob_id, raw in list(txn.cursor(db=db["blobs"])):
-            if BlobLocation.decode(raw).pack_id == pack_id:
-                txn.delete(blob_id, db=db["blobs"])
+        for blob_id, loc in list(store.blob_locations(txn)):
+            if loc.pack_id == pack_id and store.unindex_blob(txn, blob_id, pack_id):
                 report.blobs_dropped += 1
                 report.dropped_ids.add(blob_id)
         txn.delete(pack_id, db=db["packs"])

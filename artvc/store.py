@@ -32,6 +32,8 @@ READ_AHEAD = 2
 RUN_LOOKUP = 256
 # Packs written or fetched are indexed together, in one transaction per this many blobs and at the end.
 INDEX_BATCH_BLOBS = 1 << 16
+# blobs_recent holds at most this many blobs before they are merged into blobs.
+RECENT_BLOBS = 4096
 
 
 @dataclass(frozen=True)
@@ -58,10 +60,30 @@ class Store:
     def locate(self, blob_id: bytes, txn=None) -> BlobLocation | None:
         if txn is None:
             with self.index.read() as txn:
-                raw = txn.get(blob_id, db=self.index.db["blobs"])
+                raw = self._raw_location(txn, blob_id)
         else:
-            raw = txn.get(blob_id, db=self.index.db["blobs"])
+            raw = self._raw_location(txn, blob_id)
         return BlobLocation.decode(raw) if raw is not None else None
+
+    def _raw_location(self, txn, blob_id: bytes) -> bytes | None:
+        raw = txn.get(blob_id, db=self.index.db["blobs_recent"])
+        return raw if raw is not None else txn.get(blob_id, db=self.index.db["blobs"])
+
+    def blob_locations(self, txn) -> Iterator[tuple[bytes, BlobLocation]]:
+        """Every indexed blob and where it lies (both tables; a blob is in one of them)."""
+        for name in ("blobs", "blobs_recent"):
+            for blob_id, raw in txn.cursor(db=self.index.db[name]):
+                yield blob_id, BlobLocation.decode(raw)
+
+    def unindex_blob(self, txn, blob_id: bytes, pack_id: bytes) -> bool:
+        """Forget a blob's location if it lies in `pack_id`; True if it did."""
+        for name in ("blobs_recent", "blobs"):
+            db = self.index.db[name]
+            raw = txn.get(blob_id, db=db)
+            if raw is not None and BlobLocation.decode(raw).pack_id == pack_id:
+                txn.delete(blob_id, db=db)
+                return True
+        return False
 
     def has_blob(self, blob_id: bytes) -> bool:
         return self.locate(blob_id) is not None
@@ -212,16 +234,32 @@ class Store:
         self.index_packs([(pack_id, entries, size)], overwrite)
 
     def index_packs(self, packs: list[tuple[bytes, list[PackIndexEntry], int]], overwrite: bool) -> None:
-        """index_pack for many durable packs (pack id, entries, size), in one transaction, ids in order."""
-        blobs = self.index.db["blobs"]
+        """index_pack for many durable packs (pack id, entries, size), in one transaction, ids in order.
+
+        The ids are random, so a transaction that adds a few blobs to a large table copies a page
+        per blob (LMDB never changes a page in place). Small additions go to `blobs_recent`, which
+        stays small: when it would pass RECENT_BLOBS entries, what it holds moves to `blobs` first.
+        Large additions go to `blobs` directly (in order, so its pages stay full).
+        """
         rows = sorted(
             (e.blob_id, BlobLocation(pack_id, e.offset, e.stored_len, e.raw_len, e.blob_type, e.compression).encode())
             for pack_id, entries, _ in packs
             for e in entries
         )
+        main, recent = self.index.db["blobs"], self.index.db["blobs_recent"]
         with self.index.write() as txn:
+            if txn.stat(recent)["entries"] + len(rows) > RECENT_BLOBS:
+                moved = list(txn.cursor(db=recent))
+                txn.drop(recent, delete=False)
+                for blob_id, loc in moved:
+                    txn.put(blob_id, loc, db=main)
+            target, other = (recent, main) if len(rows) <= RECENT_BLOBS else (main, recent)
             for blob_id, loc in rows:
-                txn.put(blob_id, loc, db=blobs, overwrite=overwrite)
+                if overwrite:
+                    txn.put(blob_id, loc, db=target)
+                    txn.delete(blob_id, db=other)
+                elif txn.get(blob_id, db=other) is None:
+                    txn.put(blob_id, loc, db=target, overwrite=False)
             for pack_id, entries, size in packs:
                 txn.put(pack_id, PACK_INFO.pack(len(entries), size), db=self.index.db["packs"])
 

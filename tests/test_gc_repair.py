@@ -197,6 +197,7 @@ def test_repair_indexes_packs_whose_index_entries_were_lost(repo, cli):
     r = artvc.Repo(str(repo))
     with r._repository.index.write() as txn:
         txn.drop(r._repository.index.db["blobs"], delete=False)
+        txn.drop(r._repository.index.db["blobs_recent"], delete=False)
         txn.drop(r._repository.index.db["packs"], delete=False)
     r.close()
     assert_error(cli("checkout", "ds:v0", "--to", repo.parent / "x"))
@@ -376,3 +377,28 @@ def test_gc_keeps_the_metadata_of_versions_whose_data_was_never_fetched(repo, cl
     assert _files(tmp_path / "o" / "ds") == expected["ds:v1"]
     assert_ok(cli("fetch", "--all"))
     _check_versions(cli, tmp_path / "clone", expected)
+
+
+def test_blobs_move_from_the_recent_table_to_the_main_one_and_stay_findable(repo, cli, monkeypatch):
+    from artvc import store as store_module
+
+    monkeypatch.setattr(store_module, "RECENT_BLOBS", 10)
+    expected = _two_artifacts(repo, cli)
+    write(repo / "ds" / "late.txt", "one small addition\n")
+    expected[_commit(cli, "ds")] = _files(repo / "ds")
+    r = artvc.Repo(str(repo))
+    index = r._repository.index
+    with index.read() as txn:
+        main = {k for k, _ in txn.cursor(db=index.db["blobs"])}
+        recent = {k for k, _ in txn.cursor(db=index.db["blobs_recent"])}
+        located = dict(r._repository.store.blob_locations(txn))
+    r.close()
+    assert main and recent, "seven commits of a few blobs each must have merged at least once"
+    assert len(recent) <= 10 and not main & recent
+    assert set(located) == main | recent
+    assert_ok(cli("verify"))
+    _check_versions(cli, repo, expected)
+    # gc drops versions' blobs from whichever table holds them, and repair rebuilds both.
+    assert_ok(cli("gc"))
+    assert_ok(cli("verify"))
+    _check_versions(cli, repo, expected)

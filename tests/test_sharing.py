@@ -13,7 +13,7 @@ from artvc.api import Repo
 from artvc.errors import CorruptObjectError, MissingDataError, MissingObjectError, RemoteError
 from artvc.index import close_index
 from artvc.manifest import KIND_FILE, KIND_SYMLINK, Entry
-from artvc.packs import BLOB_DATA, BlobLocation
+from artvc.packs import BLOB_DATA
 from artvc.remote import layout
 from artvc.remote.backend import CountingBackend
 from artvc.remote.fsspec_backend import open_backend
@@ -529,7 +529,7 @@ def _store_is_sound(repo_api: Repo) -> int:
     """Every blob the local index names reads back and hashes to its id. Returns how many there are."""
     repository = repo_api._repository
     with repository.index.read() as txn:
-        located = [(bytes(k), BlobLocation.decode(bytes(v))) for k, v in txn.cursor(db=repository.index.db["blobs"])]
+        located = list(repository.store.blob_locations(txn))
     for blob_id, loc in located:
         repository.store.read_located(blob_id, loc)  # raises CorruptObjectError on a bad blob
     return len(located)
