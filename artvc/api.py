@@ -233,15 +233,16 @@ class Repo:
             if name and not paths and not self.versions(n):
                 raise UnknownArtifactError(n)
             head = self.head(n)
+            head_id = bytes.fromhex(head.id) if head else b""
             scanned_at = time.time_ns()
-            disk = ws.scan(paths, self.reporter.warn)
-            signature = ws.scan_signature(disk, bytes.fromhex(head.id) if head else b"")
-            if ws.known_clean(n, signature):
+            # The clean mark is checked on a stream of the scan: a clean workspace costs no memory per file.
+            if ws.known_clean(n, ws.scan_signature(ws.iter_scan(paths, self.reporter.warn), head_id)):
                 out[n] = Changes([], [], [])
                 continue
+            disk = ws.scan(paths, self.reporter.warn)
             out[n] = self._compare_workspace(ws, paths, head.entries if head else [], disk)
             if out[n].clean:
-                ws.remember_clean(n, signature, disk, scanned_at)
+                ws.remember_clean(n, ws.scan_signature(disk.values(), head_id), scanned_at)
         return out
 
     def _compare_workspace(self, ws: Workspace, paths: list[str], entries: list[Entry],
@@ -305,7 +306,7 @@ class Repo:
                     metadata=metadata, inputs=input_ids, git=git, paths=settings["paths"], set_head=True,
                 )
             # The workspace now is this version, as scanned: the next status can say so at once.
-            ws.remember_clean(name, ws.scan_signature(scanned, made.version_id), scanned, scanned_at)
+            ws.remember_clean(name, ws.scan_signature(scanned.values(), made.version_id), scanned_at)
             results.append(CommitResult(self._version(name, made.number, made.version_id), made.created))
         self.write_lock()
         return results

@@ -107,20 +107,27 @@ class Workspace:
     # ---- scanning --------------------------------------------------------------------------------
     def scan(self, tracked: Iterable[str], warn: Callable[[str], None] = lambda m: None) -> dict[str, DiskFile]:
         """Every file and symlink below the tracked paths that is not ignored."""
-        found: dict[str, DiskFile] = {}
-        for top in sorted(set(tracked)):
+        return {f.path: f for f in self.iter_scan(tracked, warn)}
+
+    def iter_scan(self, tracked: Iterable[str], warn: Callable[[str], None] = lambda m: None) -> Iterator[DiskFile]:
+        """scan() as a stream, each path once, nothing held: what a check of the clean mark needs."""
+        tops = sorted(set(tracked))
+        for top in tops:
+            if any(under(top, [other]) for other in tops if other != top):
+                continue  # inside another tracked path: walked there
             abs_top = self.root if top == "." else os.path.join(self.root, top)
             try:
                 st = os.lstat(abs_top)
             except FileNotFoundError:
                 continue
             if statmod.S_ISDIR(st.st_mode):
-                self._walk(abs_top, "" if top == "." else top, found, warn)
+                yield from self._walk(abs_top, "" if top == "." else top, warn)
             else:
-                self._add(top, abs_top, st, found, warn)
-        return found
+                found = self._file(top, abs_top, st, warn)
+                if found is not None:
+                    yield found
 
-    def _walk(self, abs_dir: str, rel_dir: str, found: dict[str, DiskFile], warn: Callable[[str], None]) -> None:
+    def _walk(self, abs_dir: str, rel_dir: str, warn: Callable[[str], None]) -> Iterator[DiskFile]:
         try:
             it = os.scandir(abs_dir)
         except PermissionError:
@@ -130,17 +137,19 @@ class Workspace:
                 rel = f"{rel_dir}/{de.name}" if rel_dir else de.name
                 if de.is_dir(follow_symlinks=False):
                     if not self.is_ignored(rel, True):
-                        self._walk(de.path, rel, found, warn)
+                        yield from self._walk(de.path, rel, warn)
                 elif not self.is_ignored(rel, False):
-                    self._add(rel, de.path, de.stat(follow_symlinks=False), found, warn)
+                    found = self._file(rel, de.path, de.stat(follow_symlinks=False), warn)
+                    if found is not None:
+                        yield found
 
-    def _add(self, rel: str, abs_path: str, st: os.stat_result, found: dict[str, DiskFile], warn) -> None:
+    def _file(self, rel: str, abs_path: str, st: os.stat_result, warn) -> DiskFile | None:
         if statmod.S_ISLNK(st.st_mode):
-            found[rel] = DiskFile.from_stat(rel, st, os.readlink(abs_path))
-        elif statmod.S_ISREG(st.st_mode):
-            found[rel] = DiskFile.from_stat(rel, st)
-        else:
-            warn(f"skipping {rel}: not a regular file, folder or symlink")
+            return DiskFile.from_stat(rel, st, os.readlink(abs_path))
+        if statmod.S_ISREG(st.st_mode):
+            return DiskFile.from_stat(rel, st)
+        warn(f"skipping {rel}: not a regular file, folder or symlink")
+        return None
 
     # ---- digests and the stat cache ------------------------------------------------------------
     def cached_digest(self, txn, f: DiskFile) -> bytes | None:
@@ -191,34 +200,40 @@ class Workspace:
 
     # ---- the known-clean shortcut for status ----------------------------------------------------
     @staticmethod
-    def scan_signature(disk: dict[str, DiskFile], version_id: bytes) -> bytes:
+    def scan_signature(disk: Iterable[DiskFile], version_id: bytes) -> tuple[bytes, int]:
         """A digest of every fact a scan saw (paths, sizes, times, inodes, modes, link targets) and
-        the version compared with: equal signatures mean an equal comparison, as far as the stat
-        cache can tell (the same trust the stat cache already has)."""
-        text = "\n".join([
-            f"{f.path}\0{f.kind}\0{f.size}\0{f.mtime_ns}\0{f.ino}\0{f.ctime_ns}\0{f.executable:d}\0{f.target}"
-            for f in disk.values()
-        ])
+        the version compared with, and the newest mtime seen. Equal signatures mean an equal
+        comparison, as far as the stat cache can tell (the same trust the stat cache already has).
+        Takes a stream: status checks the mark without holding the scan."""
         hasher = chunker.new_hasher()
         hasher.update(version_id)
-        hasher.update(text.encode("utf-8", "surrogateescape"))
-        return hasher.digest()
+        newest = 0
+        lines: list[str] = []
+        for f in disk:
+            lines.append(f"{f.path}\0{f.kind}\0{f.size}\0{f.mtime_ns}\0{f.ino}\0{f.ctime_ns}\0{f.executable:d}\0{f.target}\n")
+            if f.mtime_ns > newest:
+                newest = f.mtime_ns
+            if len(lines) >= 4096:
+                hasher.update("".join(lines).encode("utf-8", "surrogateescape"))
+                lines.clear()
+        hasher.update("".join(lines).encode("utf-8", "surrogateescape"))
+        return hasher.digest(), newest
 
-    def known_clean(self, name: str, signature: bytes) -> bool:
+    def known_clean(self, name: str, signature: tuple[bytes, int]) -> bool:
         """True when the last comparison of `name` that found it clean saw exactly this signature."""
         with self.repo.cache.read() as txn:
-            return txn.get(CLEAN_KEY + name.encode(), db=self.repo.cache.db["statcache"]) == signature
+            return txn.get(CLEAN_KEY + name.encode(), db=self.repo.cache.db["statcache"]) == signature[0]
 
-    def remember_clean(self, name: str, signature: bytes, disk: dict[str, DiskFile], scanned_at: int) -> None:
+    def remember_clean(self, name: str, signature: tuple[bytes, int], scanned_at: int) -> None:
         """Record a clean comparison, unless a file's mtime lies within RACY_WINDOW_NS before the scan
         began (`scanned_at`): a write in the same timestamp tick would not show. Like git's racy
         check, mtime alone: a later rewrite that puts an old mtime back changes the ctime, which the
         signature holds."""
-        newest = max((f.mtime_ns for f in disk.values()), default=0)
+        digest, newest = signature
         if newest + RACY_WINDOW_NS > scanned_at:
             return
         with self.repo.cache.write() as txn:
-            txn.put(CLEAN_KEY + name.encode(), signature, db=self.repo.cache.db["statcache"])
+            txn.put(CLEAN_KEY + name.encode(), digest, db=self.repo.cache.db["statcache"])
 
     def hash_file(self, rel: str) -> bytes:
         """BLAKE3 of a file's content: the same digest a version records for it."""

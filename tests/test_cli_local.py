@@ -979,3 +979,20 @@ def test_subprocess_exit_codes_and_no_traceback(tmp_path):
     done = run_subprocess("log", "--json", cwd=project)
     assert done.returncode == 0
     assert [v["spec"] for v in json.loads(done.stdout)] == ["data:v0"]
+
+
+def test_scan_lists_each_file_once_when_tracked_paths_overlap(repo, cli):
+    import artvc
+
+    write(repo / "d" / "a.bin", b"A")
+    write(repo / "d" / "sub" / "b.bin", b"B")
+    assert_ok(cli("add", "d", "-a", "ds"))
+    assert_ok(cli("add", "d/sub", "-a", "ds"))
+    commit_one(cli)
+    ws = artvc.Repo(str(repo)).workspace
+    paths = [f.path for f in ws.iter_scan(["d", "d/sub", "."])]
+    assert sorted(paths) == ["d/a.bin", "d/sub/b.bin"]
+    assert sorted(ws.scan(["d/sub", "d"])) == ["d/a.bin", "d/sub/b.bin"]
+    assert assert_ok(cli("status", "--json")).json()["artifacts"]["ds"]["clean"] is True
+    write(repo / "d" / "sub" / "b.bin", b"changed")
+    assert assert_ok(cli("status", "--json")).json()["artifacts"]["ds"]["modified"] == ["d/sub/b.bin"]
