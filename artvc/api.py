@@ -236,13 +236,13 @@ class Repo:
             head_id = bytes.fromhex(head.id) if head else b""
             scanned_at = time.time_ns()
             # The clean mark is checked on a stream of the scan: a clean workspace costs no memory per file.
-            if ws.known_clean(n, ws.scan_signature(ws.iter_scan(paths, self.reporter.warn), head_id)):
+            if ws.known_clean(n, head_id, ws.scan_facts(ws.iter_scan(paths, self.reporter.warn))):
                 out[n] = Changes([], [], [])
                 continue
             disk = ws.scan(paths, self.reporter.warn)
             out[n] = self._compare_workspace(ws, paths, head.entries if head else [], disk)
             if out[n].clean:
-                ws.remember_clean(n, ws.scan_signature(disk.values(), head_id), scanned_at)
+                ws.remember_clean(n, head_id, ws.scan_facts(disk.values()), scanned_at)
         return out
 
     def _compare_workspace(self, ws: Workspace, paths: list[str], entries: list[Entry],
@@ -288,12 +288,10 @@ class Repo:
                         if e.kind == KIND_REFERENCE}
             ref_entries = referencing.entries_for(settings.get("refs", []), previous)
             scanned_at = time.time_ns()
-            scanned = ws.scan(settings["paths"], self.reporter.warn)
-            disk = scanned
-            if ref_entries:
-                disk = dict(scanned)
-                for e in ref_entries:
-                    disk.pop(e.path, None)
+            disk = ws.scan(settings["paths"], self.reporter.warn)
+            facts = ws.scan_facts(disk.values())  # before build_entries, which consumes the scan
+            for e in ref_entries:
+                disk.pop(e.path, None)
             known: list[Entry] = []
             for v in (self.head(name), self._latest(name)):
                 if v is not None:
@@ -306,7 +304,7 @@ class Repo:
                     metadata=metadata, inputs=input_ids, git=git, paths=settings["paths"], set_head=True,
                 )
             # The workspace now is this version, as scanned: the next status can say so at once.
-            ws.remember_clean(name, ws.scan_signature(scanned.values(), made.version_id), scanned_at)
+            ws.remember_clean(name, made.version_id, facts, scanned_at)
             results.append(CommitResult(self._version(name, made.number, made.version_id), made.created))
         self.write_lock()
         return results

@@ -32,6 +32,8 @@ STAT = struct.Struct("<QqQq32s")
 REF_KEY = b"\0ref:"
 # The scan signature of each artifact's last clean comparison, under this prefix (see known_clean).
 CLEAN_KEY = b"\0clean:"
+# A commit writes the digests it computed to the stat cache this many files at a time.
+REMEMBER_BATCH = 16384
 
 
 class DiskFile(NamedTuple):
@@ -200,13 +202,10 @@ class Workspace:
 
     # ---- the known-clean shortcut for status ----------------------------------------------------
     @staticmethod
-    def scan_signature(disk: Iterable[DiskFile], version_id: bytes) -> tuple[bytes, int]:
-        """A digest of every fact a scan saw (paths, sizes, times, inodes, modes, link targets) and
-        the version compared with, and the newest mtime seen. Equal signatures mean an equal
-        comparison, as far as the stat cache can tell (the same trust the stat cache already has).
-        Takes a stream: status checks the mark without holding the scan."""
+    def scan_facts(disk: Iterable[DiskFile]) -> tuple[bytes, int]:
+        """A digest of every fact a scan saw (paths, sizes, times, inodes, modes, link targets), and
+        the newest mtime seen. Takes a stream: status checks the clean mark without holding the scan."""
         hasher = chunker.new_hasher()
-        hasher.update(version_id)
         newest = 0
         lines: list[str] = []
         for f in disk:
@@ -219,21 +218,23 @@ class Workspace:
         hasher.update("".join(lines).encode("utf-8", "surrogateescape"))
         return hasher.digest(), newest
 
-    def known_clean(self, name: str, signature: tuple[bytes, int]) -> bool:
-        """True when the last comparison of `name` that found it clean saw exactly this signature."""
+    def known_clean(self, name: str, version_id: bytes, facts: tuple[bytes, int]) -> bool:
+        """True when the last comparison of `name` that found it clean was against this version and
+        saw exactly these facts: an equal comparison, as far as the stat cache can tell (the same
+        trust the stat cache already has)."""
         with self.repo.cache.read() as txn:
-            return txn.get(CLEAN_KEY + name.encode(), db=self.repo.cache.db["statcache"]) == signature[0]
+            return txn.get(CLEAN_KEY + name.encode(), db=self.repo.cache.db["statcache"]) == version_id + facts[0]
 
-    def remember_clean(self, name: str, signature: tuple[bytes, int], scanned_at: int) -> None:
+    def remember_clean(self, name: str, version_id: bytes, facts: tuple[bytes, int], scanned_at: int) -> None:
         """Record a clean comparison, unless a file's mtime lies within RACY_WINDOW_NS before the scan
         began (`scanned_at`): a write in the same timestamp tick would not show. Like git's racy
         check, mtime alone: a later rewrite that puts an old mtime back changes the ctime, which the
-        signature holds."""
-        digest, newest = signature
+        facts hold."""
+        digest, newest = facts
         if newest + RACY_WINDOW_NS > scanned_at:
             return
         with self.repo.cache.write() as txn:
-            txn.put(CLEAN_KEY + name.encode(), digest, db=self.repo.cache.db["statcache"])
+            txn.put(CLEAN_KEY + name.encode(), version_id + digest, db=self.repo.cache.db["statcache"])
 
     def hash_file(self, rel: str) -> bytes:
         """BLAKE3 of a file's content: the same digest a version records for it."""
@@ -300,7 +301,10 @@ class Workspace:
     def build_entries(
         self, disk: dict[str, DiskFile], known: Iterable[Entry], writer: StoreWriter, progress: Callable[[int], None] = lambda n: None
     ) -> list[Entry]:
-        """Entries for the files on disk, storing the content of any file the store lacks."""
+        """Entries for the files on disk, storing the content of any file the store lacks.
+
+        Consumes `disk` (each file is dropped from it once handled) and records digests in the stat
+        cache as it goes, so what is held per file shrinks as the commit proceeds."""
         by_digest = {e.digest: e for e in known if e.kind == KIND_FILE and e.digest}
         entries: dict[str, Entry] = {}
         fresh: list[tuple[DiskFile, bytes]] = []
@@ -309,7 +313,7 @@ class Workspace:
             """Files whose content must be read, handed to the writer as they are found (no list of them)."""
             with self.repo.cache.read() as txn:
                 for path in sorted(disk):
-                    f = disk[path]
+                    f = disk.pop(path)
                     if f.kind == KIND_SYMLINK:
                         entries[path] = Entry(path, KIND_SYMLINK, target=f.target)
                         continue
@@ -328,6 +332,9 @@ class Workspace:
             entries[f.path] = Entry(f.path, KIND_FILE, stored.size, f.executable, stored.digest, stored.chunks)
             fresh.append((f, stored.digest))
             progress(f.size)
+            if len(fresh) >= REMEMBER_BATCH:
+                self.remember(fresh, read_from)
+                fresh.clear()
         self.remember(fresh, read_from)
         return [entries[p] for p in sorted(entries)]
 
