@@ -49,6 +49,18 @@ class Spot:
             backend.close()
 
 
+
+def _pushed(repo: Path, cli, tmp_path: Path, files: dict[str, bytes | str]) -> Path:
+    """Commit `files` (below data/) as ds:v0 and push it to a folder remote; returns the remote's path."""
+    for rel, content in files.items():
+        write(repo / "data" / rel, content)
+    assert_ok(cli("add", "data", "-a", "ds"))
+    commit_one(cli)
+    url = tmp_path / "remote"
+    assert_ok(cli("remote", "add", "origin", str(url)))
+    assert_ok(cli("push"))
+    return url
+
 def make_spot(kind: str, request, tmp_path: Path) -> Spot:
     if kind == "local":
         return Spot(kind, str(tmp_path / "remote"), tmp_path / "remote")
@@ -690,13 +702,7 @@ def test_corrupt_pack_on_the_remote(repo, cli, tmp_path, monkeypatch):
 
 def test_corrupt_pack_on_the_remote_fetched_by_ranges(repo, cli, tmp_path, monkeypatch):
     """Only part of the pack is wanted, so its blobs come by range reads: each is checked on arrival."""
-    write(repo / "data" / "a.bin", os.urandom(MiB))
-    write(repo / "data" / "b.bin", os.urandom(MiB))
-    assert_ok(cli("add", "data", "-a", "ds"))
-    commit_one(cli)
-    url = tmp_path / "remote"
-    assert_ok(cli("remote", "add", "origin", str(url)))
-    assert_ok(cli("push"))
+    url = _pushed(repo, cli, tmp_path, {"a.bin": os.urandom(MiB), "b.bin": os.urandom(MiB)})
     pack = max((url / "packs").rglob("*.pack"), key=lambda p: p.stat().st_size)
     raw = bytearray(pack.read_bytes())
     for position in range(4096, len(raw) - 4096, 16 * 1024):  # every chunk of the data area
@@ -712,12 +718,7 @@ def test_corrupt_pack_on_the_remote_fetched_by_ranges(repo, cli, tmp_path, monke
 
 def test_fetch_keeps_a_fully_wanted_remote_pack_as_it_is(repo, cli, tmp_path, monkeypatch):
     content = os.urandom(3 * MiB)
-    write(repo / "data" / "big.bin", content)
-    assert_ok(cli("add", "data", "-a", "ds"))
-    commit_one(cli)
-    url = tmp_path / "remote"
-    assert_ok(cli("remote", "add", "origin", str(url)))
-    assert_ok(cli("push"))
+    url = _pushed(repo, cli, tmp_path, {"big.bin": content})
     data_pack = max((url / "packs").rglob("*.pack"), key=lambda p: p.stat().st_size)
 
     monkeypatch.chdir(tmp_path)
@@ -733,12 +734,7 @@ def test_fetch_keeps_a_fully_wanted_remote_pack_as_it_is(repo, cli, tmp_path, mo
 
 
 def test_hostile_version_file(repo, cli, tmp_path, monkeypatch):
-    write(repo / "data" / "file.txt", "content\n")
-    assert_ok(cli("add", "data", "-a", "ds"))
-    commit_one(cli)
-    url = Path(tmp_path / "remote")
-    assert_ok(cli("remote", "add", "origin", str(url)))
-    assert_ok(cli("push"))
+    url = _pushed(repo, cli, tmp_path, {"file.txt": "content\n"})
     monkeypatch.chdir(tmp_path)
     assert_ok(cli("clone", str(url), "early"))
     monkeypatch.chdir(tmp_path / "early")
@@ -804,12 +800,7 @@ def test_hostile_manifest_path(tmp_path, cli, monkeypatch):
 
 
 def test_remote_of_a_newer_format(repo, cli, tmp_path, monkeypatch):
-    write(repo / "data" / "file.txt", "content\n")
-    assert_ok(cli("add", "data", "-a", "ds"))
-    commit_one(cli)
-    url = tmp_path / "remote"
-    assert_ok(cli("remote", "add", "origin", str(url)))
-    assert_ok(cli("push"))
+    url = _pushed(repo, cli, tmp_path, {"file.txt": "content\n"})
     (url / layout.MARKER).write_text('{"format": 99, "kind": "artvc.remote"}\n')
     before = log_json(cli)
     write(repo / "data" / "file.txt", "more\n")
