@@ -6,7 +6,7 @@ Decoding validates everything: a manifest from a remote may be hostile.
 """
 from __future__ import annotations
 
-from typing import Iterable, NamedTuple
+from typing import Iterable, Iterator, NamedTuple
 
 from . import varint
 from .errors import CorruptObjectError, FormatError
@@ -144,6 +144,12 @@ class _Reader:
 
 def decode(buf: bytes) -> list[Entry]:
     """Entries of a manifest, validated (paths safe, sorted and unique; sizes consistent)."""
+    return list(iter_decode(buf))
+
+
+def iter_decode(buf: bytes) -> Iterator[Entry]:
+    """decode() one entry at a time, for callers that need not hold them all (the trailing-bytes
+    check comes when the last entry has been taken)."""
     if buf[:7] != MAGIC[:7]:
         raise CorruptObjectError("not an artvc manifest")
     if len(buf) < 8 or buf[7] != MANIFEST_FORMAT:
@@ -153,8 +159,6 @@ def decode(buf: bytes) -> list[Entry]:
     if count > end:
         raise CorruptObjectError("manifest entry count is impossible")
     uvarint = varint.decode
-    entries: list[Entry] = []
-    append = entries.append
     prev = b""
     leaves: set[str] = set()
     folders: set[str] = set()
@@ -200,7 +204,7 @@ def decode(buf: bytes) -> list[Entry]:
                 if nchunks == 0:
                     if size:
                         raise CorruptObjectError(f"entry {path!r} has a size but no chunks")
-                    append(Entry(path, KIND_FILE, 0, bool(flags), EMPTY_DIGEST, ()))
+                    yield Entry(path, KIND_FILE, 0, bool(flags), EMPTY_DIGEST, ())
                     prev = path_bytes
                     continue
                 if pos + DIGEST > end:
@@ -226,7 +230,7 @@ def decode(buf: bytes) -> list[Entry]:
                     if total != size:
                         raise CorruptObjectError(f"chunk sizes of {path!r} do not add up to its size")
                     chunks = tuple(chunk_list)
-                append(Entry(path, KIND_FILE, size, bool(flags), digest, chunks))
+                yield Entry(path, KIND_FILE, size, bool(flags), digest, chunks)
             elif kind == KIND_SYMLINK:
                 r = _Reader(buf)
                 r.pos = pos
@@ -234,7 +238,7 @@ def decode(buf: bytes) -> list[Entry]:
                 pos = r.pos
                 if not target or "\x00" in target:
                     raise CorruptObjectError(f"symlink {path!r} has an invalid target")
-                append(Entry(path, KIND_SYMLINK, target=target))
+                yield Entry(path, KIND_SYMLINK, target=target)
             elif kind == KIND_REFERENCE:
                 r = _Reader(buf)
                 r.pos = pos
@@ -242,7 +246,7 @@ def decode(buf: bytes) -> list[Entry]:
                 size = r.varint()
                 fields = tuple((r.string(), r.string()) for _ in range(r.varint()))
                 pos = r.pos
-                append(Entry(path, KIND_REFERENCE, size=size, uri=uri, checksums=fields))
+                yield Entry(path, KIND_REFERENCE, size=size, uri=uri, checksums=fields)
             else:
                 raise CorruptObjectError(f"entry {path!r} has unknown kind {kind}")
             prev = path_bytes
@@ -250,4 +254,3 @@ def decode(buf: bytes) -> list[Entry]:
         raise CorruptObjectError("manifest is truncated") from None
     if pos != end:
         raise CorruptObjectError("manifest has trailing bytes")
-    return entries

@@ -40,7 +40,7 @@ COMPRESSION_NONE = 0
 COMPRESSION_ZSTD = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BlobLocation:
     """Where one blob lives: which pack, at what offset, how it is stored."""
 
@@ -63,7 +63,7 @@ class BlobLocation:
         return cls(*cls._STRUCT.unpack(raw))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PackIndexEntry:
     blob_id: bytes
     blob_type: int

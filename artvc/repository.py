@@ -8,7 +8,7 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from dulwich.config import ConfigFile
 
@@ -217,6 +217,14 @@ class Repository:
                 self._manifest_cache.clear()
             self._manifest_cache[tree_id] = cached
         return cached
+
+    def iter_manifest(self, tree_id: bytes) -> Iterator[Entry]:
+        """A manifest's entries one at a time, not kept (a push of 200k files needs only their chunk ids)."""
+        cached = self._manifest_cache.get(tree_id)
+        if cached is not None:
+            return iter(cached)
+        data = trees.load_tree(tree_id, lambda blob_id: self.store.get_blob(blob_id, "manifest"))
+        return manifest_codec.iter_decode(data)
 
     def version_manifest(self, version_id: bytes) -> list[Entry]:
         return self.load_manifest(bytes.fromhex(self.load_record(version_id).manifest))

@@ -776,6 +776,7 @@ def test_hostile_manifest_path(tmp_path, cli, monkeypatch):
         repository.create_version("ds", "dataset", entries, writer, message="hostile")
     # artvc's own decoder refuses this manifest; let the push gather its chunks without decoding it
     repository.load_manifest = lambda tree_id: entries
+    repository.iter_manifest = lambda tree_id: iter(entries)
     Sync(repository, "origin", open_backend(url)).push()
     crafted.close()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from .. import records, trees
 from ..errors import ArtvcError, CorruptObjectError, PushRejectedError, RemoteError, RemoteExistsError, RemoteNotFoundError
@@ -98,15 +98,17 @@ class Sync:
                 known.setdefault(art, {})[number] = vid
         return known
 
-    def _version_blobs(self, version_id: bytes, with_data: bool) -> list[bytes]:
+    def _version_blobs(self, version_id: bytes, with_data: bool) -> Iterator[bytes]:
+        """The blobs a version needs: its record, its tree pieces and (with_data) its chunks, as a stream."""
         record = self.repo.load_record(version_id)
         tree_id = bytes.fromhex(record.manifest)
-        blobs = [version_id] + trees.tree_blob_ids(tree_id, lambda b: self.repo.store.get_blob(b, "manifest"))
+        yield version_id
+        yield from trees.tree_blob_ids(tree_id, lambda b: self.repo.store.get_blob(b, "manifest"))
         if with_data:
-            for entry in self.repo.load_manifest(tree_id):
+            for entry in self.repo.iter_manifest(tree_id):
                 if entry.kind == KIND_FILE:
-                    blobs.extend(chunk_id for chunk_id, _ in entry.chunks)
-        return blobs
+                    for chunk_id, _ in entry.chunks:
+                        yield chunk_id
 
     # ---- push --------------------------------------------------------------------------------------
     def push(self, wanted: dict[str, int | None] | None = None, force: bool = False) -> PushResult:
@@ -143,7 +145,7 @@ class Sync:
         candidates = {n: vs for n, vs in candidates.items() if vs}
         if candidates:
             self.transfer.refresh_index()
-            blobs = [b for vs in candidates.values() for _, vid in vs for b in self._version_blobs(vid, True)]
+            blobs = (b for vs in candidates.values() for _, vid in vs for b in self._version_blobs(vid, True))
             result.packs = self.transfer.upload_blobs(blobs)
         for name, versions in candidates.items():
             for num, vid in versions:
