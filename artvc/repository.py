@@ -211,8 +211,7 @@ class Repository:
     def load_manifest(self, tree_id: bytes) -> list[Entry]:
         cached = self._manifest_cache.get(tree_id)
         if cached is None:
-            data = trees.load_tree(tree_id, lambda blob_id: self.store.get_blob(blob_id, "manifest"))
-            cached = manifest_codec.decode(data)
+            cached = list(self.iter_manifest(tree_id))
             if len(self._manifest_cache) > 8:
                 self._manifest_cache.clear()
             self._manifest_cache[tree_id] = cached
