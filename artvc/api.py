@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import heapq
 import os
 import posixpath
 import time
@@ -12,17 +13,18 @@ from typing import Any, Iterable, Iterator
 from . import checkout as materialize
 from . import lineage as lineage_mod
 from . import lockfile, lockstate, provenance, referencing, sharing, specs
+from . import manifest as manifest_codec
 from . import gc as gc_mod
 from . import repair as repair_mod
 from . import verify as verify_mod
 from .lock import repository_lock
 from .artifact import Artifact, Run, Version
 from .errors import ArtvcError, MissingDataError, PathError, UnknownArtifactError
-from .manifest import KIND_FILE, KIND_REFERENCE, KIND_SYMLINK, Entry
+from .manifest import KIND_FILE, KIND_REFERENCE, KIND_SYMLINK, Entry, manifest_key
 from .names import check_alias, check_name
 from .progress import Reporter
-from .repository import RemoteConfig, Repository
-from .workspace import Changes, DiskFile, Workspace, hash_path, to_repo_path, under
+from .repository import ARTVC_DIR, RemoteConfig, Repository
+from .workspace import REMEMBER_BATCH, Changes, DiskFile, ScanFacts, Workspace, hash_path, to_repo_path, under
 
 
 def _holds_lock(method):
@@ -284,30 +286,43 @@ class Repo:
         results = []
         for name in names:
             settings = all_settings[name]
-            previous = {e.path: e for v in (self._latest(name), self.head(name)) if v is not None for e in v.entries
-                        if e.kind == KIND_REFERENCE}
-            ref_entries = referencing.entries_for(settings.get("refs", []), previous)
+            head, latest = self.head(name), self._latest(name)
+            versions = [v for v in (head, latest) if v is not None]
+            previous = {e.path: e for v in versions for e in self._iter_entries(v) if e.kind == KIND_REFERENCE}
+            ref_entries = sorted(referencing.entries_for(settings.get("refs", []), previous), key=lambda e: manifest_key(e.path))
+            ref_paths = {e.path for e in ref_entries}
+            facts = ScanFacts()
+
+            def files() -> Iterator[DiskFile]:
+                """The scan, streamed: its facts are taken on the way; references own their paths."""
+                for f in ws.iter_scan(settings["paths"], self.reporter.warn):
+                    facts.add(f)
+                    if f.path not in ref_paths:
+                        yield f
+
+            # The total costs a second walk of the folders: paid only when a progress bar shows it.
+            total = sum(f.size for f in ws.iter_scan(settings["paths"])) if self.reporter.shows_progress else None
             scanned_at = time.time_ns()
-            disk = ws.scan(settings["paths"], self.reporter.warn)
-            facts = ws.scan_facts(disk.values())  # before build_entries, which consumes the scan
-            for e in ref_entries:
-                disk.pop(e.path, None)
-            known: list[Entry] = []
-            for v in (self.head(name), self._latest(name)):
-                if v is not None:
-                    known.extend(v.entries)
-            total = sum(f.size for f in disk.values())
             with self._repository.store.writer() as writer, self.reporter.task(f"commit {name}", total) as task:
-                entries = sorted(ws.build_entries(disk, known, writer, task.advance) + ref_entries, key=lambda e: e.path)
+                entries = ws.commit_entries(
+                    files(), self._iter_entries(versions[0]) if versions else None,
+                    lambda: (e for v in versions for e in self._iter_entries(v)), writer, task.advance,
+                )
+                if ref_entries:
+                    entries = heapq.merge(entries, ref_entries, key=lambda e: manifest_key(e.path))
                 made = self._repository.create_version(
                     name, settings["type"], entries, writer, message=message, author=author, aliases=aliases,
                     metadata=metadata, inputs=input_ids, git=git, paths=settings["paths"], set_head=True,
                 )
             # The workspace now is this version, as scanned: the next status can say so at once.
-            ws.remember_clean(name, made.version_id, facts, scanned_at)
+            ws.remember_clean(name, made.version_id, facts.result(), scanned_at)
             results.append(CommitResult(self._version(name, made.number, made.version_id), made.created))
         self.write_lock()
         return results
+
+    def _iter_entries(self, version: Version) -> Iterator[Entry]:
+        """A version's entries streamed from its manifest, not kept (Version.entries keeps them)."""
+        return self._repository.iter_manifest(bytes.fromhex(version.record.manifest))
 
     def _tracks_something(self, name: str) -> bool:
         with self._repository.index.read() as txn:
@@ -347,7 +362,7 @@ class Repo:
             clash = {e.path for e in entries} & {e.path for e in ref_entries}
             if clash:
                 raise PathError(f"a file and a reference both want the entry path {sorted(clash)[0]!r}")
-            entries = sorted(entries + ref_entries, key=lambda e: e.path)
+            entries = sorted(entries + ref_entries, key=lambda e: manifest_key(e.path))
             made = self._repository.create_version(
                 artifact.name, artifact.type, entries, writer, message=message or artifact.description,
                 author=provenance.author(self.root), aliases=aliases, metadata=artifact.metadata,
@@ -395,10 +410,19 @@ class Repo:
             scope = [to_repo_path(self.root, p, cwd) for p in paths]
             head = self.head(version.name)
             current = {e.path: e for e in head.entries if not scope or under(e.path, scope)} if head else {}
-        target = [e for e in version.entries if not scope or under(e.path, scope)]
-        if scope and not target:
-            raise PathError(f"{', '.join(paths)} matches no entry of {version.spec}")
-        plan, skipped = self._materialize(version, root, target, current, force, workspace=to is None, strict=strict)
+        in_scope = (lambda e: under(e.path, scope)) if scope else (lambda e: True)
+        if not current and materialize.is_empty_folder(root, frozenset() if to is not None else frozenset({ARTVC_DIR})):
+            # Nothing there to plan around (a clone, or --to an empty folder): stream the entries.
+            written, skipped = self._materialize_fresh(version, root, in_scope, workspace=to is None, strict=strict)
+            if scope and not written and not skipped:
+                raise PathError(f"{', '.join(paths)} matches no entry of {version.spec}")
+            result = CheckoutResult(version, written - len(skipped), 0, 0, skipped)
+        else:
+            target = [e for e in version.entries if in_scope(e)]
+            if scope and not target:
+                raise PathError(f"{', '.join(paths)} matches no entry of {version.spec}")
+            plan, skipped = self._materialize(version, root, target, current, force, workspace=to is None, strict=strict)
+            result = CheckoutResult(version, len(plan.writes) + len(plan.refs) - len(skipped), len(plan.deletes), plan.unchanged, skipped)
         if to is None and not scope:
             with self._repository.index.write() as txn:
                 refs = self._repository.refs
@@ -408,7 +432,7 @@ class Repo:
                     settings["paths"] = list(version.record.paths) or sorted({e.path for e in version.entries if e.kind != KIND_REFERENCE})
                     refs.put_artifact(txn, version.name, settings)
             self.write_lock()
-        return CheckoutResult(version, len(plan.writes) + len(plan.refs) - len(skipped), len(plan.deletes), plan.unchanged, skipped)
+        return result
 
     def _materialize(self, version: Version, root: str, target: list[Entry], current: dict[str, Entry], force: bool,
                      workspace: bool = False, strict: bool = False) -> tuple[materialize.Plan, list[str]]:
@@ -434,6 +458,54 @@ class Repo:
         for path, problem in refs.skipped:
             self.reporter.warn(f"skipped external reference {path}: {problem} (use --strict to make this an error)")
         return plan, [p for p, _ in refs.skipped]
+
+    def _materialize_fresh(self, version: Version, root: str, in_scope, workspace: bool, strict: bool) -> tuple[int, list[str]]:
+        """_materialize into an empty folder, streaming the manifest: read twice (check, then
+        write), never held as entries, so memory stays flat with the file count. Returns how many
+        entries were written or tried, and the references skipped."""
+        data = self._repository.manifest_bytes(bytes.fromhex(version.record.manifest))
+
+        def entries() -> Iterator[Entry]:
+            return (e for e in manifest_codec.iter_decode(data) if in_scope(e))
+
+        store = self._repository.store
+        total = count = 0
+        refs: list[Entry] = []
+        missing = 0
+        with self._repository.index.read() as txn:
+            for e in entries():
+                count += 1
+                total += e.size
+                if e.kind == KIND_REFERENCE:
+                    refs.append(e)
+                elif e.kind == KIND_FILE:
+                    missing += sum(1 for c, _ in e.chunks if store.locate(c, txn) is None)
+        if missing:
+            raise MissingDataError(version.spec, version.id, missing)
+        temp_dir = None
+        if workspace:
+            temp_dir = os.path.join(store.tmp_dir, "checkout")
+            os.makedirs(temp_dir, exist_ok=True)
+        ws = self.workspace
+        with self.reporter.task(f"checkout {version.spec}", total) as task:
+            fresh: list[tuple[DiskFile, bytes]] = []
+            for e, st in materialize.write_entries(root, (e for e in entries() if e.kind != KIND_REFERENCE), store,
+                                                   task.advance, temp_dir=temp_dir):
+                if workspace and e.kind == KIND_FILE:
+                    fresh.append((DiskFile.from_stat(e.path, st), e.digest))
+                    if len(fresh) >= REMEMBER_BATCH:
+                        ws.remember(fresh)
+                        fresh.clear()
+            if workspace:
+                ws.remember(fresh)
+            refs_done = referencing.materialize(root, refs, strict, task.advance, temp_dir) if refs else referencing.RefOutcome()
+        if workspace:
+            by_path = {e.path: e for e in refs}
+            ws.remember_references([(p, os.lstat(os.path.join(root, *p.split("/"))), referencing.signature(by_path[p]))
+                                    for p, _ in refs_done.written])
+        for path, problem in refs_done.skipped:
+            self.reporter.warn(f"skipped external reference {path}: {problem} (use --strict to make this an error)")
+        return count, [p for p, _ in refs_done.skipped]
 
     def _require_data(self, version: Version, entries: list[Entry]) -> None:
         """Refuse, before anything is written, a checkout whose data is not in the local store."""

@@ -401,27 +401,49 @@ def apply_plan(root: str, plan: Plan, store: Store, progress: Callable[[int], No
                 os.rmdir(os.path.join(root, *parent.split("/")))
             except OSError:
                 break
-    for folder in sorted({posixpath.dirname(e.path) for e in plan.writes}):
-        safe_mkdirs(root, folder)
-    written = []
+    return list(write_entries(root, plan.writes, store, progress, plan.reuse, temp_dir))
+
+
+def is_empty_folder(root: str, allowed: frozenset[str] = frozenset()) -> bool:
+    """True when `root` is missing or holds nothing but the names allowed: a checkout there needs
+    no plan (nothing to overwrite, delete or carry over) and can stream a version's entries."""
+    try:
+        with os.scandir(root) as it:
+            return all(de.name in allowed for de in it)
+    except FileNotFoundError:
+        return True
+
+
+def write_entries(root: str, entries: Iterable[Entry], store: Store, progress: Callable[[int], None] = lambda n: None,
+                  reuse: dict[str, Entry] | None = None, temp_dir: str | None = None) -> Iterator[tuple[Entry, os.stat_result]]:
+    """Write entries (files and symlinks, in path order) and yield each with its stat as it is done.
+
+    Entries are taken as they come, so a version of 200k files streams through: what is held is
+    the writers' window and the set of folders made.
+    """
+    reuse = reuse or {}
+    made: set[str] = set()
     # File creation releases the GIL and may wait on the disk: several threads write at once. Each
     # task is a batch of files of one folder, so threads rarely contend for the same folder's lock
     # and hand over work once per batch.
     with ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="artvc-write") as pool:
         window: deque[Future] = deque()
         try:
-            for batch in _write_batches(plan.writes):
-                window.append(pool.submit(_write_batch, root, batch, store, plan.reuse, temp_dir))
+            for batch in _write_batches(entries):
+                folder = posixpath.dirname(batch[0].path)
+                if folder not in made:
+                    safe_mkdirs(root, folder)
+                    made.add(folder)
+                window.append(pool.submit(_write_batch, root, batch, store, reuse, temp_dir))
                 if len(window) >= 2 * WRITERS:
                     for done, st in window.popleft().result():
-                        written.append((done, st))
                         progress(done.size)
+                        yield done, st
             while window:
                 for done, st in window.popleft().result():
-                    written.append((done, st))
                     progress(done.size)
+                    yield done, st
         except BaseException:
             for fut in window:
                 fut.cancel()
             raise
-    return written

@@ -37,9 +37,13 @@ class CliReporter(Reporter):
         if not SETTINGS.quiet:
             click.echo(message, err=True)
 
+    @property
+    def shows_progress(self) -> bool:
+        return not SETTINGS.quiet and sys.stderr.isatty()
+
     @contextmanager
     def task(self, label: str, total: int | None = None, unit: str = "B") -> Iterator[Task]:
-        if SETTINGS.quiet or not sys.stderr.isatty() or not total:
+        if not self.shows_progress or not total:
             yield Task()
             return
         yield _DelayedBar(label, total)

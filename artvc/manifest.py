@@ -75,20 +75,53 @@ def _str(value: str) -> bytes:
     return varint.encode(len(raw)) + raw
 
 
+def manifest_key(path: str) -> bytes:
+    """Where a path sorts in a manifest: by its UTF-8 bytes (str order differs for escaped bytes)."""
+    return path.encode("utf-8", "surrogateescape")
+
+
 def encode(entries: Iterable[Entry]) -> bytes:
     """Canonical bytes: the same entries always give the same bytes (and so the same id)."""
-    items = sorted(entries, key=lambda e: e.path.encode("utf-8", "surrogateescape"))
-    out = bytearray(MAGIC)
-    out += varint.encode(len(items))
-    prev = b""
-    for e in items:
+    encoder = ManifestEncoder()
+    for e in sorted(entries, key=lambda e: manifest_key(e.path)):
+        encoder.add(e)
+    return encoder.finish()
+
+
+def _shared_prefix(a: bytes, b: bytes) -> int:
+    """Length of the common prefix, by bisection on slices (a byte loop in Python is slow)."""
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    lo, hi = 0, n
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+class ManifestEncoder:
+    """encode() one entry at a time, in path order, so a commit of 200k files need not hold its
+    entries: only the encoded bytes grow. Counts what a version record's stats need on the way."""
+
+    def __init__(self) -> None:
+        self._body = bytearray()
+        self._prev = b""
+        self.entries = 0
+        self.files = 0
+        self.bytes = 0
+        self.references = 0
+
+    def add(self, e: Entry) -> None:
         path = e.path.encode("utf-8", "surrogateescape")
-        if path == prev:
-            raise ValueError(f"duplicate entry path {e.path!r}")
-        shared = 0
-        limit = min(len(prev), len(path))
-        while shared < limit and prev[shared] == path[shared]:
-            shared += 1
+        prev = self._prev
+        if path <= prev:
+            raise ValueError(f"entry path {e.path!r} is a duplicate or out of order")
+        out = self._body
+        shared = _shared_prefix(prev, path)
         out += varint.encode(shared)
         out += varint.encode(len(path) - shared)
         out += path[shared:]
@@ -103,6 +136,8 @@ def encode(entries: Iterable[Entry]) -> bytes:
                 for chunk_id, length in e.chunks:
                     out += chunk_id
                     out += varint.encode(length)
+            self.files += 1
+            self.bytes += e.size
         elif e.kind == KIND_SYMLINK:
             out += _str(e.target)
         elif e.kind == KIND_REFERENCE:
@@ -112,10 +147,14 @@ def encode(entries: Iterable[Entry]) -> bytes:
             for key, value in sorted(e.checksums):
                 out += _str(key)
                 out += _str(value)
+            self.references += 1
         else:
             raise ValueError(f"unknown entry kind {e.kind}")
-        prev = path
-    return bytes(out)
+        self._prev = path
+        self.entries += 1
+
+    def finish(self) -> bytes:
+        return MAGIC + varint.encode(self.entries) + self._body
 
 
 class _Reader:

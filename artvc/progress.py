@@ -26,6 +26,11 @@ class Reporter:
     def info(self, message: str) -> None:
         """Chatter a user may want to see (not results); silent by default."""
 
+    @property
+    def shows_progress(self) -> bool:
+        """True when progress is drawn: work whose total costs extra (a second walk) asks first."""
+        return False
+
     @contextmanager
     def task(self, label: str, total: int | None = None, unit: str = "B") -> Iterator[Task]:
         yield Task()

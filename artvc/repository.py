@@ -222,15 +222,22 @@ class Repository:
         cached = self._manifest_cache.get(tree_id)
         if cached is not None:
             return iter(cached)
-        data = trees.load_tree(tree_id, lambda blob_id: self.store.get_blob(blob_id, "manifest"))
-        return manifest_codec.iter_decode(data)
+        return manifest_codec.iter_decode(self.manifest_bytes(tree_id))
+
+    def manifest_bytes(self, tree_id: bytes) -> bytes:
+        """A manifest as stored (encoded, verified): about 50 bytes per file, to decode as often as needed."""
+        return trees.load_tree(tree_id, lambda blob_id: self.store.get_blob(blob_id, "manifest"))
 
     def version_manifest(self, version_id: bytes) -> list[Entry]:
         return self.load_manifest(bytes.fromhex(self.load_record(version_id).manifest))
 
-    def store_manifest(self, entries: Iterable[Entry], writer: StoreWriter) -> bytes:
-        data = manifest_codec.encode(entries)
-        return trees.store_tree(data, self.store.tree_chunker, lambda blob: writer.add_blob(blob, BLOB_TREE))
+    def store_manifest(self, entries: Iterable[Entry], writer: StoreWriter) -> tuple[bytes, manifest_codec.ManifestEncoder]:
+        """Encode entries given in path order as they come (none are held) and store the result as a tree."""
+        encoder = manifest_codec.ManifestEncoder()
+        for entry in entries:
+            encoder.add(entry)
+        data = encoder.finish()
+        return trees.store_tree(data, self.store.tree_chunker, lambda blob: writer.add_blob(blob, BLOB_TREE)), encoder
 
     # ---- versions ----------------------------------------------------------------------------
     def all_version_ids(self) -> list[bytes]:
@@ -249,7 +256,7 @@ class Repository:
         self,
         name: str,
         type_: str,
-        entries: list[Entry],
+        entries: Iterable[Entry],
         writer: StoreWriter,
         *,
         message: str = "",
@@ -264,10 +271,10 @@ class Repository:
     ) -> NewVersion:
         """Store the manifest and record, then give the version its number: data -> manifest -> record -> refs.
 
-        Identical content to the artifact's latest version makes no version; the aliases then go
-        to that latest version.
+        `entries` come in path order and are consumed as they come. Identical content to the
+        artifact's latest version makes no version; the aliases then go to that latest version.
         """
-        tree_id = self.store_manifest(entries, writer)
+        tree_id, counted = self.store_manifest(entries, writer)
         latest = self.latest_version(name)
         if latest is not None and self.load_record(latest[1]).manifest == tree_id.hex():
             writer.flush()
@@ -277,7 +284,6 @@ class Repository:
                 if set_head:
                     self.refs.set_head(txn, name, latest[1])
             return NewVersion(name, latest[0], latest[1], False)
-        files = [e for e in entries if e.kind == manifest_codec.KIND_FILE]
         record = VersionRecord(
             artifact=name,
             type=type_,
@@ -291,10 +297,10 @@ class Repository:
             job_type=job_type,
             paths=tuple(sorted(paths)),
             stats={
-                "entries": len(entries),
-                "files": len(files),
-                "bytes": sum(e.size for e in files),
-                "references": sum(1 for e in entries if e.kind == manifest_codec.KIND_REFERENCE),
+                "entries": counted.entries,
+                "files": counted.files,
+                "bytes": counted.bytes,
+                "references": counted.references,
             },
         )
         version_id = writer.add_blob(record.encode(), BLOB_RECORD)

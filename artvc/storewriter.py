@@ -28,6 +28,8 @@ IN_FLIGHT_BYTES = 64 << 20
 # Small files travel to the worker threads in batches of up to this many files or bytes.
 BATCH_FILES = 128
 BATCH_BYTES = 2 << 20
+# add_paths: at most this many items (files and passed-through keys) per batch, so what waits is bounded.
+BATCH_ITEMS = 1024
 IN_FLIGHT_RUNS = 2 * WORKERS
 WRITE_QUEUE = 8
 
@@ -87,13 +89,14 @@ class StoreWriter:
         self.relocate = relocate
         self._packs: dict[bool, PackWriter] = {}
         self._pending: set[bytes] = set()
+        self._retired: list[bytes] = []
         self._local = threading.local()
         self._queue: queue.Queue | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._sealer: ThreadPoolExecutor | None = None
         self._sealing: list[Future] = []
-        self._sealed = IndexBatch(lambda packs: store.index_packs(packs, overwrite=relocate))
+        self._sealed = IndexBatch(self._index_sealed)
         self.new_bytes = 0
         self.new_blobs = 0
 
@@ -267,33 +270,40 @@ class StoreWriter:
                 out.append((blob_id, len(data), prepared))
         return out
 
-    def add_paths(self, paths: Iterable[tuple[object, str, int]]) -> Iterator[tuple[object, FileChunks, os.stat_result]]:
+    def add_paths(self, paths: Iterable[tuple[object, str | None, int]]) -> Iterator[tuple[object, FileChunks | None, os.stat_result | None]]:
         """Store many files given as (key, path, expected size); yields (key, chunks, stat after reading) in order.
 
         Small files go to worker threads in batches (read, chunk, hash and compress whole), so the
         threads hand over work once per batch, not once per file; large files stream through
-        `add_file` so memory stays bounded.
+        `add_file` so memory stays bounded. An item whose path is None is only passed through, as
+        (key, None, None), in its place in the order: a caller can keep one ordered stream of what
+        it reads and what it settles otherwise.
         """
         pool = shared_pool()
-        pending: deque[tuple[list[tuple[object, str, int]], Future]] = deque()
-        batch: list[tuple[object, str, int]] = []
-        batch_bytes = 0
+        pending: deque[tuple[list[tuple[object, str | None, int]], Future | None]] = deque()
+        batch: list[tuple[object, str | None, int]] = []
+        batch_files = batch_bytes = 0
         in_flight = 0
 
         def submit() -> None:
-            nonlocal batch, batch_bytes, in_flight
+            nonlocal batch, batch_files, batch_bytes, in_flight
             if batch:
-                pending.append((batch, pool.submit(self._prepare_batch, [(path, size) for _, path, size in batch])))
+                files = [(path, size) for _, path, size in batch if path is not None]
+                pending.append((batch, pool.submit(self._prepare_batch, files) if files else None))
                 in_flight += batch_bytes
-                batch, batch_bytes = [], 0
+                batch, batch_files, batch_bytes = [], 0, 0
 
-        def finish_one() -> list[tuple[object, FileChunks, os.stat_result]]:
+        def finish_one() -> list[tuple[object, FileChunks | None, os.stat_result | None]]:
             nonlocal in_flight
             items, fut = pending.popleft()
-            results = fut.result()
+            results = iter(fut.result() if fut is not None else ())
             blobs = []
-            done = []
-            for (key, _, size), (chunks, prepared, after) in zip(items, results):
+            done: list[tuple[object, FileChunks | None, os.stat_result | None]] = []
+            for key, path, size in items:
+                if path is None:
+                    done.append((key, None, None))
+                    continue
+                chunks, prepared, after = next(results)
                 in_flight -= size
                 for (blob_id, raw_len), (prep, data) in zip(chunks.chunks, prepared):
                     blobs.append((blob_id, BLOB_DATA, raw_len, prep, data))
@@ -302,7 +312,14 @@ class StoreWriter:
             return done
 
         for key, path, size in paths:
-            if size > SMALL_FILE:
+            if path is None:
+                if not pending and not batch:
+                    yield key, None, None
+                    continue
+                batch.append((key, None, 0))
+                if len(batch) >= BATCH_ITEMS:
+                    submit()
+            elif size > SMALL_FILE:
                 submit()
                 while pending:
                     yield from finish_one()
@@ -314,11 +331,15 @@ class StoreWriter:
                     raise _path_error(path, exc) from None
                 yield key, chunks, after
                 continue
-            batch.append((key, path, size))
-            batch_bytes += size
-            if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
-                submit()
+            else:
+                batch.append((key, path, size))
+                batch_files += 1
+                batch_bytes += size
+                if batch_files >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
+                    submit()
             while pending and (len(pending) > 2 * WORKERS or in_flight > IN_FLIGHT_BYTES):
+                yield from finish_one()
+            while pending and pending[0][1] is None:
                 yield from finish_one()
         submit()
         while pending:
@@ -369,6 +390,15 @@ class StoreWriter:
                 self._sealer.shutdown(wait=True)
                 self._sealer = None
             self._sealed.flush()
+
+    def _index_sealed(self, packs: list[tuple[bytes, list, int]]) -> None:
+        """Index sealed packs, then forget the ids indexed one batch earlier: the index finds them
+        now, so what `_pending` holds stays bounded however many blobs a writer adds. A batch waits
+        one round so a worker whose read transaction began before the indexing still sees its ids
+        here (if one did not, the cost would be a second copy of a blob, not a wrong answer)."""
+        self.store.index_packs(packs, overwrite=self.relocate)
+        self._pending.difference_update(self._retired)
+        self._retired = [e.blob_id for _, entries, _ in packs for e in entries]
 
     def _finish_pack(self, pack: PackWriter) -> None:
         """Trailer, fsync, rename; the index names its blobs later, so a pack is durable first."""

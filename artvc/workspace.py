@@ -20,6 +20,7 @@ from .fsutil import is_temp_name
 from .lockfile import LOCK_NAME
 from .manifest import KIND_FILE, KIND_SYMLINK, Entry
 from .repository import ARTVC_DIR, Repository
+from .packs import BLOB_DATA
 from .storewriter import StoreWriter
 
 ALWAYS_IGNORED = {ARTVC_DIR, ".git"}
@@ -112,8 +113,10 @@ class Workspace:
         return {f.path: f for f in self.iter_scan(tracked, warn)}
 
     def iter_scan(self, tracked: Iterable[str], warn: Callable[[str], None] = lambda m: None) -> Iterator[DiskFile]:
-        """scan() as a stream, each path once, nothing held: what a check of the clean mark needs."""
-        tops = sorted(set(tracked))
+        """scan() as a stream, each path once, nothing held, in manifest order (paths sorted as
+        UTF-8 bytes): a commit merges it with the previous version's entries as both stream by."""
+        tops = set(tracked)
+        found = []
         for top in tops:
             if any(under(top, [other]) for other in tops if other != top):
                 continue  # inside another tracked path: walked there
@@ -122,12 +125,14 @@ class Workspace:
                 st = os.lstat(abs_top)
             except FileNotFoundError:
                 continue
+            found.append((_order_key(top, statmod.S_ISDIR(st.st_mode)) if top != "." else b"", top, abs_top, st))
+        for _, top, abs_top, st in sorted(found):
             if statmod.S_ISDIR(st.st_mode):
                 yield from self._walk(abs_top, "" if top == "." else top, warn)
             else:
-                found = self._file(top, abs_top, st, warn)
-                if found is not None:
-                    yield found
+                file = self._file(top, abs_top, st, warn)
+                if file is not None:
+                    yield file
 
     def _walk(self, abs_dir: str, rel_dir: str, warn: Callable[[str], None]) -> Iterator[DiskFile]:
         try:
@@ -135,15 +140,17 @@ class Workspace:
         except PermissionError:
             raise PathError(f"cannot read folder {abs_dir}: permission denied") from None
         with it:
-            for de in it:
-                rel = f"{rel_dir}/{de.name}" if rel_dir else de.name
-                if de.is_dir(follow_symlinks=False):
-                    if not self.is_ignored(rel, True):
-                        yield from self._walk(de.path, rel, warn)
-                elif not self.is_ignored(rel, False):
-                    found = self._file(rel, de.path, de.stat(follow_symlinks=False), warn)
-                    if found is not None:
-                        yield found
+            listing = [(_order_key(de.name, de.is_dir(follow_symlinks=False)), de) for de in it]
+        listing.sort(key=lambda item: item[0])
+        for key, de in listing:
+            rel = f"{rel_dir}/{de.name}" if rel_dir else de.name
+            if key[-1:] == b"/":
+                if not self.is_ignored(rel, True):
+                    yield from self._walk(de.path, rel, warn)
+            elif not self.is_ignored(rel, False):
+                file = self._file(rel, de.path, de.stat(follow_symlinks=False), warn)
+                if file is not None:
+                    yield file
 
     def _file(self, rel: str, abs_path: str, st: os.stat_result, warn) -> DiskFile | None:
         if statmod.S_ISLNK(st.st_mode):
@@ -205,18 +212,10 @@ class Workspace:
     def scan_facts(disk: Iterable[DiskFile]) -> tuple[bytes, int]:
         """A digest of every fact a scan saw (paths, sizes, times, inodes, modes, link targets), and
         the newest mtime seen. Takes a stream: status checks the clean mark without holding the scan."""
-        hasher = chunker.new_hasher()
-        newest = 0
-        lines: list[str] = []
+        facts = ScanFacts()
         for f in disk:
-            lines.append(f"{f.path}\0{f.kind}\0{f.size}\0{f.mtime_ns}\0{f.ino}\0{f.ctime_ns}\0{f.executable:d}\0{f.target}\n")
-            if f.mtime_ns > newest:
-                newest = f.mtime_ns
-            if len(lines) >= 4096:
-                hasher.update("".join(lines).encode("utf-8", "surrogateescape"))
-                lines.clear()
-        hasher.update("".join(lines).encode("utf-8", "surrogateescape"))
-        return hasher.digest(), newest
+            facts.add(f)
+        return facts.result()
 
     def known_clean(self, name: str, version_id: bytes, facts: tuple[bytes, int]) -> bool:
         """True when the last comparison of `name` that found it clean was against this version and
@@ -298,45 +297,111 @@ class Workspace:
         return f.size == e.size and f.executable == e.executable and digest == e.digest
 
     # ---- building entries for a commit ---------------------------------------------------------------
-    def build_entries(
-        self, disk: dict[str, DiskFile], known: Iterable[Entry], writer: StoreWriter, progress: Callable[[int], None] = lambda n: None
-    ) -> list[Entry]:
-        """Entries for the files on disk, storing the content of any file the store lacks.
+    def commit_entries(
+        self,
+        files: Iterable[DiskFile],
+        previous: Iterable[Entry] | None,
+        others: Callable[[], Iterable[Entry]],
+        writer: StoreWriter,
+        progress: Callable[[int], None] = lambda n: None,
+    ) -> Iterator[Entry]:
+        """Entries for files given in manifest order, in that order, storing the content of any file
+        the store lacks. Nothing is held per file beyond the writer's window, so memory stays flat.
 
-        Consumes `disk` (each file is dropped from it once handled) and records digests in the stat
-        cache as it goes, so what is held per file shrinks as the commit proceeds."""
-        by_digest = {e.digest: e for e in known if e.kind == KIND_FILE and e.digest}
-        entries: dict[str, Entry] = {}
-        fresh: list[tuple[DiskFile, bytes]] = []
+        `previous` is the version the workspace came from (None: the artifact has none), in path
+        order: a file whose stat-cache digest is its entry's takes that entry's chunks unread.
+        `others` is asked, at most once, for any entry a cached digest may come from when the entry
+        at the same path differs (a file copied or checked out from another version)."""
+        prev_iter = iter(previous or ())
+        prev = next(prev_iter, None)
+        prev_key = _order_key(prev.path) if prev is not None else b""
+        by_digest: dict[bytes, Entry] | None = None
 
-        def to_store() -> Iterator[tuple[DiskFile, str, int]]:
-            """Files whose content must be read, handed to the writer as they are found (no list of them)."""
+        def elsewhere(digest: bytes, size: int) -> Entry | None:
+            nonlocal by_digest
+            if by_digest is None:
+                by_digest = {e.digest: e for e in others() if e.kind == KIND_FILE and len(e.chunks) > 1}
+            found = by_digest.get(digest)
+            if found is not None and found.size == size:
+                return found
+            loc = self.repo.store.locate(digest)
+            if size and loc is not None and loc.blob_type == BLOB_DATA and loc.raw_len == size:
+                return Entry("", KIND_FILE, size, False, digest, ((digest, size),))  # a one-chunk file
+            return None
+
+        def items() -> Iterator[tuple[object, str | None, int]]:
+            """Files for the writer to read, and entries settled without reading passed through it in order."""
+            nonlocal prev, prev_key
             with self.repo.cache.read() as txn:
-                for path in sorted(disk):
-                    f = disk.pop(path)
+                for f in files:
+                    path = f.path
                     if f.kind == KIND_SYMLINK:
-                        entries[path] = Entry(path, KIND_SYMLINK, target=f.target)
+                        yield Entry(path, KIND_SYMLINK, target=f.target), None, 0
                         continue
-                    digest = self.cached_digest(txn, f) if by_digest else None
-                    prior = by_digest.get(digest) if digest is not None else None
-                    if prior is not None and prior.size == f.size:
-                        entries[path] = Entry(path, KIND_FILE, f.size, f.executable, prior.digest, prior.chunks)
-                        progress(f.size)
-                    else:
-                        yield f, self.abs(path), f.size
+                    if previous is not None:
+                        key = _order_key(path)
+                        while prev is not None and prev_key < key:
+                            prev = next(prev_iter, None)
+                            prev_key = _order_key(prev.path) if prev is not None else b""
+                        digest = self.cached_digest(txn, f)
+                        if digest is not None:
+                            if prev is not None and prev_key == key and prev.kind == KIND_FILE and prev.digest == digest and prev.size == f.size:
+                                same = prev
+                            else:
+                                same = elsewhere(digest, f.size)
+                            if same is not None:
+                                progress(f.size)
+                                yield Entry(path, KIND_FILE, f.size, f.executable, same.digest, same.chunks), None, 0
+                                continue
+                    yield f, self.abs(path), f.size
 
+        fresh: list[tuple[DiskFile, bytes]] = []
         read_from = time.time_ns()
-        for f, stored, after in writer.add_paths(to_store()):
+        for key, stored, after in writer.add_paths(items()):
+            if stored is None:
+                yield key
+                continue
+            f = key
             if (after.st_size, after.st_mtime_ns) != (f.size, f.mtime_ns) or stored.size != f.size:
                 raise PathError(f"{f.path} changed while it was being read; run the command again when it is stable")
-            entries[f.path] = Entry(f.path, KIND_FILE, stored.size, f.executable, stored.digest, stored.chunks)
             fresh.append((f, stored.digest))
             progress(f.size)
             if len(fresh) >= REMEMBER_BATCH:
                 self.remember(fresh, read_from)
                 fresh.clear()
+            yield Entry(f.path, KIND_FILE, stored.size, f.executable, stored.digest, stored.chunks)
         self.remember(fresh, read_from)
-        return [entries[p] for p in sorted(entries)]
+
+
+class ScanFacts:
+    """The running digest behind Workspace.scan_facts, fed one file at a time as a scan goes by."""
+
+    def __init__(self) -> None:
+        self._hasher = chunker.new_hasher()
+        self._lines: list[str] = []
+        self.newest = 0
+
+    def add(self, f: DiskFile) -> None:
+        self._lines.append(f"{f.path}\0{f.kind}\0{f.size}\0{f.mtime_ns}\0{f.ino}\0{f.ctime_ns}\0{f.executable:d}\0{f.target}\n")
+        if f.mtime_ns > self.newest:
+            self.newest = f.mtime_ns
+        if len(self._lines) >= 4096:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._hasher.update("".join(self._lines).encode("utf-8", "surrogateescape"))
+        self._lines.clear()
+
+    def result(self) -> tuple[bytes, int]:
+        self._flush()
+        return self._hasher.digest(), self.newest
+
+
+def _order_key(path: str, is_dir: bool = False) -> bytes:
+    """Where a path sorts in a manifest (UTF-8 bytes); a folder sorts as its name plus "/", which
+    puts a folder's walk exactly where its paths belong among its siblings."""
+    key = path.encode("utf-8", "surrogateescape")
+    return key + b"/" if is_dir else key
 
 
 def hash_path(root: str, rel: str) -> bytes:
