@@ -145,10 +145,11 @@ class Sync:
         candidates = {n: vs for n, vs in candidates.items() if vs}
         if candidates:
             self.transfer.refresh_index()
-            blobs = (b for vs in candidates.values() for _, vid in vs for b in self._version_blobs(vid, True))
-            result.packs = self.transfer.upload_blobs(blobs)
+        # Version by version, data first: what one version sent, the next finds on the remote, and
+        # what is held at once is one version's wanted ids.
         for name, versions in candidates.items():
             for num, vid in versions:
+                result.packs += self.transfer.upload_blobs(self._version_blobs(vid, True))
                 self._create_version(name, num, vid)
                 result.versions.append((name, num, vid))
         result.bytes_up = self.transfer.bytes_up

@@ -68,23 +68,30 @@ class Transfer:
 
     # ---- upload ----------------------------------------------------------------------------
     def upload_blobs(self, blob_ids: Iterable[bytes]) -> int:
-        """Upload every blob the remote lacks, in packs; each pack goes up before its index."""
+        """Upload every blob the remote lacks, in packs; each pack goes up before its index.
+
+        The ids wanted are kept per local pack as packed 32-byte strings, 32 bytes a blob and no
+        object each, so a push of 200k files holds a few MiB; duplicates are dropped per pack when
+        its upload begins, and the blobs of a pack sent in part are located then."""
         store = self.repo.store
-        by_pack: dict[bytes, list[tuple[bytes, BlobLocation]]] = {}
+        by_pack: dict[bytes, bytearray] = {}
         with self.repo.index.read() as txn:
-            for blob_id in dict.fromkeys(blob_ids):
+            for blob_id in blob_ids:
                 if self.state.has_blob(txn, blob_id):
                     continue
                 loc = store.locate(blob_id, txn)
                 if loc is None:
                     raise MissingObjectError(blob_id.hex(), "blob needed by the push")
-                by_pack.setdefault(loc.pack_id, []).append((blob_id, loc))
+                wanted = by_pack.get(loc.pack_id)
+                if wanted is None:
+                    wanted = by_pack[loc.pack_id] = bytearray()
+                wanted += blob_id
             counts = {p: PACK_INFO.unpack(txn.get(p, db=self.repo.index.db["packs"]))[0] for p in by_pack}
         work_dir = os.path.join(store.tmp_dir, f"push-{secrets.token_hex(6)}")
         os.makedirs(work_dir, exist_ok=True)
         uploaded = IndexBatch(self.state.add_packs)
         try:
-            jobs = [(pack_id, blobs, len(blobs) == counts[pack_id]) for pack_id, blobs in by_pack.items()]
+            jobs = ((pack_id, by_pack.pop(pack_id), counts[pack_id]) for pack_id in list(by_pack))
             for size, pack_id, locations in bounded_map(lambda job: self._upload_pack(work_dir, *job), jobs, self.jobs):
                 uploaded.add((pack_id, locations), len(locations))
                 self.bytes_up += size
@@ -92,16 +99,21 @@ class Transfer:
         finally:
             uploaded.flush()
             shutil.rmtree(work_dir, ignore_errors=True)
-        return len(by_pack)
+        return len(counts)
 
-    def _upload_pack(self, work_dir: str, pack_id: bytes, blobs: list[tuple[bytes, BlobLocation]], whole: bool) -> tuple[int, bytes, list]:
-        """Upload one pack (then its index); returns its size, id and blob locations. Runs on a worker thread."""
+    def _upload_pack(self, work_dir: str, pack_id: bytes, wanted: bytearray, count: int) -> tuple[int, bytes, list]:
+        """Upload one pack, whole or the wanted part of it (then its index); returns its size, id and
+        blob locations. Runs on a worker thread."""
         store = self.repo.store
-        if whole:
+        ids = sorted({bytes(wanted[i : i + 32]) for i in range(0, len(wanted), 32)})
+        if len(ids) == count:
             path = pack_path(store.packs_dir, pack_id)
         else:
             writer = PackWriter(os.path.join(work_dir, f"{secrets.token_hex(8)}.tmp"))
-            for blob_id, loc in blobs:
+            with self.repo.index.read() as txn:
+                located = [(blob_id, store.locate(blob_id, txn)) for blob_id in ids]
+            located.sort(key=lambda item: item[1].offset)
+            for blob_id, loc in located:
                 stored = store.read_stored(loc)
                 writer.add(blob_id, loc.blob_type, loc.compression, loc.raw_len, stored)
             pack_id, _ = writer.finish(work_dir)
@@ -227,7 +239,7 @@ class Transfer:
             yield size, blobs
 
 
-def bounded_map(fn: Callable, items: list, jobs: int) -> Iterator:
+def bounded_map(fn: Callable, items: Iterable, jobs: int) -> Iterator:
     """Like Executor.map, in order, but with at most jobs + 1 results held at once (bounded memory)."""
     with ThreadPoolExecutor(jobs) as pool:
         window: deque[Future] = deque()
