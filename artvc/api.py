@@ -241,20 +241,21 @@ class Repo:
             if ws.known_clean(n, head_id, ws.scan_facts(ws.iter_scan(paths, self.reporter.warn))):
                 out[n] = Changes([], [], [])
                 continue
-            disk = ws.scan(paths, self.reporter.warn)
-            out[n] = self._compare_workspace(ws, paths, head.entries if head else [], disk)
+            facts = ScanFacts()
+            out[n] = self._compare_workspace(ws, paths, self._iter_entries(head) if head else iter(()), facts)
             if out[n].clean:
-                ws.remember_clean(n, head_id, ws.scan_facts(disk.values()), scanned_at)
+                ws.remember_clean(n, head_id, facts.result(), scanned_at)
         return out
 
-    def _compare_workspace(self, ws: Workspace, paths: list[str], entries: list[Entry],
-                           disk: dict[str, DiskFile] | None = None) -> Changes:
-        """Disk against a version's entries; paths held by external references are not disk files."""
-        disk = ws.scan(paths, self.reporter.warn) if disk is None else dict(disk)
-        ref_paths = {e.path for e in entries if e.kind == KIND_REFERENCE}
-        for path in ref_paths:
-            disk.pop(path, None)
-        return ws.compare(disk, [e for e in entries if e.kind != KIND_REFERENCE])
+    def _compare_workspace(self, ws: Workspace, paths: list[str], entries: Iterable[Entry], facts: ScanFacts | None = None) -> Changes:
+        """Disk against a version's entries (in path order), both streamed; `facts` sees the scan go by."""
+        def scanned() -> Iterator[DiskFile]:
+            for f in ws.iter_scan(paths, self.reporter.warn):
+                if facts is not None:
+                    facts.add(f)
+                yield f
+
+        return ws.compare(scanned(), entries)
 
     @_holds_lock
     def commit(
@@ -391,7 +392,7 @@ class Repo:
             after = {e.path: e for e in self.resolve(spec_b).entries}
             modified = sorted(p for p in before.keys() & after.keys() if not before[p].same_content(after[p]))
             return DiffResult(sorted(after.keys() - before.keys()), sorted(before.keys() - after.keys()), modified)
-        changes = self._compare_workspace(self.workspace, self.tracked_paths(a.name) or list(a.record.paths), a.entries)
+        changes = self._compare_workspace(self.workspace, self.tracked_paths(a.name) or list(a.record.paths), self._iter_entries(a))
         return DiffResult(changes.added, changes.deleted, changes.modified)
 
     @_holds_lock

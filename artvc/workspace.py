@@ -18,7 +18,7 @@ from . import chunker
 from .errors import PathError
 from .fsutil import is_temp_name
 from .lockfile import LOCK_NAME
-from .manifest import KIND_FILE, KIND_SYMLINK, Entry
+from .manifest import KIND_FILE, KIND_REFERENCE, KIND_SYMLINK, Entry
 from .repository import ARTVC_DIR, Repository
 from .packs import BLOB_DATA
 from .storewriter import StoreWriter
@@ -108,13 +108,10 @@ class Workspace:
         return bool(self._ignore.is_ignored(rel + "/" if is_dir else rel))
 
     # ---- scanning --------------------------------------------------------------------------------
-    def scan(self, tracked: Iterable[str], warn: Callable[[str], None] = lambda m: None) -> dict[str, DiskFile]:
-        """Every file and symlink below the tracked paths that is not ignored."""
-        return {f.path: f for f in self.iter_scan(tracked, warn)}
-
     def iter_scan(self, tracked: Iterable[str], warn: Callable[[str], None] = lambda m: None) -> Iterator[DiskFile]:
-        """scan() as a stream, each path once, nothing held, in manifest order (paths sorted as
-        UTF-8 bytes): a commit merges it with the previous version's entries as both stream by."""
+        """Every file and symlink below the tracked paths that is not ignored, as a stream: each path
+        once, nothing held, in manifest order (paths sorted as UTF-8 bytes), so commit and status
+        merge it with a version's entries as both stream by."""
         tops = set(tracked)
         found = []
         for top in tops:
@@ -274,19 +271,49 @@ class Workspace:
         return f"{self.root}/{rel}" if os.sep == "/" else os.path.join(self.root, *rel.split("/"))
 
     # ---- comparing -----------------------------------------------------------------------------
-    def compare(self, disk: dict[str, DiskFile], entries: Iterable[Entry], scope: Iterable[str] | None = None) -> Changes:
-        """Added / modified / deleted paths of the disk against a version's entries."""
-        version = {e.path: e for e in entries if scope is None or under(e.path, scope)}
-        digests = self.digests(f for p, f in disk.items() if p in version and version[p].kind == KIND_FILE)
-        added, modified = [], []
-        for path, f in disk.items():
-            e = version.get(path)
-            if e is None:
-                added.append(path)
-            elif not self.matches(f, e, digests.get(path)):
-                modified.append(path)
-        deleted = [p for p in version if p not in disk]
-        return Changes(sorted(added), sorted(modified), sorted(deleted))
+    def compare(self, disk: Iterable[DiskFile], entries: Iterable[Entry]) -> Changes:
+        """Added / modified / deleted paths of the disk against a version's entries.
+
+        Both come in manifest order and are merged as they stream by, so only the changes are held.
+        A file is read only when its stat-cache digest is stale and its kind, size and mode match.
+        Paths held by external references are not disk files: neither side counts them.
+        """
+        added: list[str] = []
+        modified: list[str] = []
+        deleted: list[str] = []
+        fresh: list[tuple[DiskFile, bytes]] = []
+        read_from = time.time_ns()
+        disk_it, entry_it = iter(disk), iter(entries)
+        f, e = next(disk_it, None), next(entry_it, None)
+        with self.repo.cache.read() as txn:
+            while f is not None or e is not None:
+                f_key = _order_key(f.path) if f is not None else None
+                e_key = _order_key(e.path) if e is not None else None
+                if e_key is None or (f_key is not None and f_key < e_key):
+                    added.append(f.path)
+                    f = next(disk_it, None)
+                    continue
+                if f_key is None or e_key < f_key:
+                    if e.kind != KIND_REFERENCE:
+                        deleted.append(e.path)
+                    e = next(entry_it, None)
+                    continue
+                if e.kind != KIND_REFERENCE:
+                    digest = None
+                    if f.kind == KIND_FILE == e.kind and f.size == e.size and f.executable == e.executable:
+                        digest = self.cached_digest(txn, f)
+                        if digest is None:
+                            digest = self._hash_stable(f)
+                            fresh.append((f, digest))
+                            if len(fresh) >= REMEMBER_BATCH:
+                                self.remember(fresh, read_from)
+                                fresh.clear()
+                                read_from = time.time_ns()
+                    if not self.matches(f, e, digest):
+                        modified.append(f.path)
+                f, e = next(disk_it, None), next(entry_it, None)
+        self.remember(fresh, read_from)
+        return Changes(added, modified, deleted)
 
     @staticmethod
     def matches(f: DiskFile, e: Entry, digest: bytes | None) -> bool:

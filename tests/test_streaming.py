@@ -168,3 +168,23 @@ def test_push_of_part_of_a_pack_sends_only_that_part(tmp_path):
     assert sync.transfer.upload_blobs([ids[0], ids[2]]) == 0
     assert sync.transfer.upload_blobs(ids) == 1
     repo.close()
+
+
+def test_status_merges_scan_and_entries_in_order(repo, cli):
+    """A file that became a folder, a file that became a link, edits and new files around them."""
+    write(repo / "data" / "a", b"file\n")
+    write(repo / "data" / "a.txt", b"keep\n")
+    write(repo / "data" / "b.bin", b"b\n")
+    write(repo / "data" / "\u00e9.bin", b"e\n")
+    assert_ok(cli("add", "data", "-a", "ds"))
+    assert_ok(cli("commit"))
+    os.remove(repo / "data" / "a")
+    write(repo / "data" / "a" / "x", b"inside\n")
+    os.remove(repo / "data" / "b.bin")
+    os.symlink("a.txt", repo / "data" / "b.bin")
+    write(repo / "data" / "\u00e9.bin", b"E\n")
+    write(repo / "data" / "z.new", b"new\n")
+    changes = Repo(str(repo)).status("ds")["ds"]
+    assert changes.added == ["data/a/x", "data/z.new"]
+    assert changes.deleted == ["data/a"]
+    assert changes.modified == ["data/b.bin", "data/\u00e9.bin"]
