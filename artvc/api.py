@@ -287,9 +287,8 @@ class Repo:
         results = []
         for name in names:
             settings = all_settings[name]
-            head, latest = self.head(name), self._latest(name)
-            versions = [v for v in (head, latest) if v is not None]
-            previous = {e.path: e for v in versions for e in self._iter_entries(v) if e.kind == KIND_REFERENCE}
+            versions = list({v.id: v for v in (self.head(name), self._latest(name)) if v is not None}.values())
+            previous = {e.path: e for v in versions for e in self._iter_entries(v) if e.kind == KIND_REFERENCE} if settings.get("refs") else {}
             ref_entries = sorted(referencing.entries_for(settings.get("refs", []), previous), key=lambda e: manifest_key(e.path))
             ref_paths = {e.path for e in ref_entries}
             facts = ScanFacts()
