@@ -25,9 +25,12 @@ from .storewriter import StoreWriter
 
 ALWAYS_IGNORED = {ARTVC_DIR, ".git"}
 IGNORE_FILE = ".artvcignore"
-# A cached digest is trusted only for files whose mtime is older than the cache entry by this much,
-# so a write in the same timestamp tick as the hashing (2 s on the coarsest filesystems) is never missed.
+# A cached digest is trusted only for files whose mtime is older than the moment of hashing by more
+# than a timestamp tick, so a write in the same tick as the hashing is never missed: 2 s for an mtime
+# of whole seconds (FAT's 2 s, HFS+ and ext3's 1 s), else 100 ms (sub-second timestamps: the kernel's
+# clock for them ticks every 1-10 ms, exFAT's every 10 ms).
 RACY_WINDOW_NS = 2_000_000_000
+RACY_WINDOW_FINE_NS = 100_000_000
 STAT = struct.Struct("<QqQq32s")
 # Files written from external references are remembered under this prefix (no path starts with NUL).
 REF_KEY = b"\0ref:"
@@ -166,7 +169,7 @@ class Workspace:
         cached_at = struct.unpack_from("<q", raw, STAT.size)[0]
         if (size, mtime_ns, ino, ctime_ns) != (f.size, f.mtime_ns, f.ino, f.ctime_ns):
             return None
-        if mtime_ns + RACY_WINDOW_NS > cached_at:
+        if racy_until(mtime_ns) > cached_at:
             return None
         return digest
 
@@ -208,7 +211,7 @@ class Workspace:
     @staticmethod
     def scan_facts(disk: Iterable[DiskFile]) -> tuple[bytes, int]:
         """A digest of every fact a scan saw (paths, sizes, times, inodes, modes, link targets), and
-        the newest mtime seen. Takes a stream: status checks the clean mark without holding the scan."""
+        the moment from which all of them can be trusted (see racy_until). Takes a stream: status checks the clean mark without holding the scan."""
         facts = ScanFacts()
         for f in disk:
             facts.add(f)
@@ -222,12 +225,12 @@ class Workspace:
             return txn.get(CLEAN_KEY + name.encode(), db=self.repo.cache.db["statcache"]) == version_id + facts[0]
 
     def remember_clean(self, name: str, version_id: bytes, facts: tuple[bytes, int], scanned_at: int) -> None:
-        """Record a clean comparison, unless a file's mtime lies within RACY_WINDOW_NS before the scan
-        began (`scanned_at`): a write in the same timestamp tick would not show. Like git's racy
-        check, mtime alone: a later rewrite that puts an old mtime back changes the ctime, which the
-        facts hold."""
-        digest, newest = facts
-        if newest + RACY_WINDOW_NS > scanned_at:
+        """Record a clean comparison, unless a file's mtime lies within its racy window before the
+        scan began (`scanned_at`): a write in the same timestamp tick would not show. Like git's
+        racy check, mtime alone: a later rewrite that puts an old mtime back changes the ctime,
+        which the facts hold."""
+        digest, trusted_from = facts
+        if trusted_from > scanned_at:
             return
         with self.repo.cache.write() as txn:
             txn.put(CLEAN_KEY + name.encode(), version_id + digest, db=self.repo.cache.db["statcache"])
@@ -406,12 +409,13 @@ class ScanFacts:
     def __init__(self) -> None:
         self._hasher = chunker.new_hasher()
         self._lines: list[str] = []
-        self.newest = 0
+        self.trusted_from = 0
 
     def add(self, f: DiskFile) -> None:
         self._lines.append(f"{f.path}\0{f.kind}\0{f.size}\0{f.mtime_ns}\0{f.ino}\0{f.ctime_ns}\0{f.executable:d}\0{f.target}\n")
-        if f.mtime_ns > self.newest:
-            self.newest = f.mtime_ns
+        until = racy_until(f.mtime_ns)
+        if until > self.trusted_from:
+            self.trusted_from = until
         if len(self._lines) >= 4096:
             self._flush()
 
@@ -421,7 +425,13 @@ class ScanFacts:
 
     def result(self) -> tuple[bytes, int]:
         self._flush()
-        return self._hasher.digest(), self.newest
+        return self._hasher.digest(), self.trusted_from
+
+
+def racy_until(mtime_ns: int) -> int:
+    """The moment after which a file with this mtime, unchanged, cannot have been written again
+    within the same timestamp tick (see RACY_WINDOW_NS)."""
+    return mtime_ns + (RACY_WINDOW_NS if mtime_ns % 1_000_000_000 == 0 else RACY_WINDOW_FINE_NS)
 
 
 def _order_key(path: str, is_dir: bool = False) -> bytes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -102,6 +103,7 @@ def test_commit_takes_a_cached_digest_from_another_version_unread(repo, cli, mon
     """A file checked out from v1 while the head is v2 has a stat-cache digest that is not the
     head's entry: the commit finds its chunks without reading it."""
     monkeypatch.setattr(workspace, "RACY_WINDOW_NS", 0)  # trust digests of files written just now
+    monkeypatch.setattr(workspace, "RACY_WINDOW_FINE_NS", 0)
     write(repo / "data" / "one.bin", b"first\n")
     write(repo / "data" / "keep.bin", b"same\n")
     assert_ok(cli("add", "data", "-a", "ds"))
@@ -188,3 +190,24 @@ def test_status_merges_scan_and_entries_in_order(repo, cli):
     assert changes.added == ["data/a/x", "data/z.new"]
     assert changes.deleted == ["data/a"]
     assert changes.modified == ["data/b.bin", "data/\u00e9.bin"]
+
+
+def test_racy_window_follows_the_timestamp_resolution(tmp_path):
+    """Sub-second mtimes are trusted 100 ms after they pass; whole-second ones (coarse file systems) after 2 s."""
+    assert workspace.racy_until(5_000_000_000) == 7_000_000_000
+    assert workspace.racy_until(5_000_000_123) == 5_100_000_123
+    repo = Repo.init(str(tmp_path))
+    ws = repo.workspace
+    now = time.time_ns()
+    fine, coarse = tmp_path / "fine.bin", tmp_path / "coarse.bin"
+    write(fine, b"fine\n")
+    write(coarse, b"coarse\n")
+    os.utime(fine, ns=(now - 500_000_123, now - 500_000_123))
+    whole = (now // 1_000_000_000 - 1) * 1_000_000_000
+    os.utime(coarse, ns=(whole, whole))
+    files = {f.path: f for f in ws.iter_scan(["."])}
+    ws.digests(files.values())
+    with repo._repository.cache.read() as txn:
+        assert ws.cached_digest(txn, files["fine.bin"]) == hash_bytes(b"fine\n")
+        assert ws.cached_digest(txn, files["coarse.bin"]) is None
+    repo.close()
