@@ -102,9 +102,9 @@ class Workspace:
 
         return IgnoreFilter.from_path(path)
 
-    def is_ignored(self, rel: str, is_dir: bool) -> bool:
-        name = rel.rsplit("/", 1)[-1]
-        if name in ALWAYS_IGNORED or rel == LOCK_NAME or is_temp_name(name):
+    def is_ignored(self, rel: str, is_dir: bool, name: str | None = None) -> bool:
+        name = rel.rsplit("/", 1)[-1] if name is None else name
+        if name in ALWAYS_IGNORED or is_temp_name(name) or rel == LOCK_NAME:
             return True
         if self._ignore is None:
             return False
@@ -135,20 +135,33 @@ class Workspace:
                     yield file
 
     def _walk(self, abs_dir: str, rel_dir: str, warn: Callable[[str], None]) -> Iterator[DiskFile]:
+        """One folder, its entries sorted by manifest key; the common case (a regular file) inline,
+        since a scan of 200k files spends most of its time here."""
         try:
             it = os.scandir(abs_dir)
         except PermissionError:
             raise PathError(f"cannot read folder {abs_dir}: permission denied") from None
         with it:
-            listing = [(_order_key(de.name, de.is_dir(follow_symlinks=False)), de) for de in it]
-        listing.sort(key=lambda item: item[0])
-        for key, de in listing:
-            rel = f"{rel_dir}/{de.name}" if rel_dir else de.name
-            if key[-1:] == b"/":
-                if not self.is_ignored(rel, True):
-                    yield from self._walk(de.path, rel, warn)
-            elif not self.is_ignored(rel, False):
-                file = self._file(rel, de.path, de.stat(follow_symlinks=False), warn)
+            listing = []
+            for de in it:
+                is_dir = de.is_dir(follow_symlinks=False)
+                key = de.name.encode("utf-8", "surrogateescape")
+                listing.append((key + b"/" if is_dir else key, is_dir, de))
+        listing.sort(key=_first)
+        prefix = f"{rel_dir}/" if rel_dir else ""
+        for _, is_dir, de in listing:
+            rel = prefix + de.name
+            if self.is_ignored(rel, is_dir, de.name):
+                continue
+            if is_dir:
+                yield from self._walk(de.path, rel, warn)
+                continue
+            st = de.stat(follow_symlinks=False)
+            mode = st.st_mode
+            if statmod.S_ISREG(mode):
+                yield DiskFile(rel, KIND_FILE, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, bool(mode & 0o100))
+            else:
+                file = self._file(rel, de.path, st, warn)
                 if file is not None:
                     yield file
 
@@ -426,6 +439,10 @@ class ScanFacts:
     def result(self) -> tuple[bytes, int]:
         self._flush()
         return self._hasher.digest(), self.trusted_from
+
+
+def _first(item: tuple) -> bytes:
+    return item[0]
 
 
 def racy_until(mtime_ns: int) -> int:
