@@ -12,6 +12,7 @@ import stat as statmod
 import struct
 import time
 from dataclasses import dataclass
+from itertools import islice
 from typing import Callable, Iterable, Iterator, NamedTuple
 
 from . import chunker
@@ -38,6 +39,8 @@ REF_KEY = b"\0ref:"
 CLEAN_KEY = b"\0clean:"
 # A commit writes the digests it computed to the stat cache this many files at a time.
 REMEMBER_BATCH = 16384
+# A commit reads the scan ahead this many files at a time (see commit_entries).
+SCAN_BLOCK = 32768
 
 
 class DiskFile(NamedTuple):
@@ -355,6 +358,9 @@ class Workspace:
         order: a file whose stat-cache digest is its entry's takes that entry's chunks unread.
         `others` is asked, at most once, for any entry a cached digest may come from when the entry
         at the same path differs (a file copied or checked out from another version)."""
+        # The scan is read ahead in blocks: a stat made while the worker threads run waits for the
+        # GIL each time (a convoy that cost 15% of a 20k-file commit); a block read at once does not.
+        files = _in_blocks(files, SCAN_BLOCK)
         prev_iter = iter(previous or ())
         prev = next(prev_iter, None)
         prev_key = _order_key(prev.path) if prev is not None else b""
@@ -439,6 +445,13 @@ class ScanFacts:
     def result(self) -> tuple[bytes, int]:
         self._flush()
         return self._hasher.digest(), self.trusted_from
+
+
+def _in_blocks(items: Iterable, size: int) -> Iterator:
+    """The same items, taken from the source `size` at a time."""
+    it = iter(items)
+    while block := list(islice(it, size)):
+        yield from block
 
 
 def _first(item: tuple) -> bytes:
