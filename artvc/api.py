@@ -12,19 +12,18 @@ from typing import Any, Iterable, Iterator
 
 from . import checkout as materialize
 from . import lineage as lineage_mod
-from . import lockfile, lockstate, provenance, referencing, sharing, specs
-from . import manifest as manifest_codec
+from . import lockfile, lockstate, provenance, referencing, restore, sharing, specs
 from . import gc as gc_mod
 from . import repair as repair_mod
 from . import verify as verify_mod
 from .lock import repository_lock
 from .artifact import Artifact, Run, Version
-from .errors import ArtvcError, MissingDataError, PathError, UnknownArtifactError
+from .errors import ArtvcError, PathError, UnknownArtifactError
 from .manifest import KIND_FILE, KIND_REFERENCE, KIND_SYMLINK, Entry, manifest_key
 from .names import check_alias, check_name
 from .progress import Reporter
 from .repository import ARTVC_DIR, RemoteConfig, Repository
-from .workspace import REMEMBER_BATCH, Changes, DiskFile, ScanFacts, Workspace, hash_path, to_repo_path, under
+from .workspace import Changes, DiskFile, ScanFacts, Workspace, to_repo_path, under
 
 
 def _holds_lock(method):
@@ -413,7 +412,7 @@ class Repo:
         in_scope = (lambda e: under(e.path, scope)) if scope else (lambda e: True)
         if not current and materialize.is_empty_folder(root, frozenset() if to is not None else frozenset({ARTVC_DIR})):
             # Nothing there to plan around (a clone, or --to an empty folder): stream the entries.
-            written, skipped = self._materialize_fresh(version, root, in_scope, workspace=to is None, strict=strict)
+            written, skipped = restore.materialize_fresh(self, version, root, in_scope, workspace=to is None, strict=strict)
             if scope and not written and not skipped:
                 raise PathError(f"{', '.join(paths)} matches no entry of {version.spec}")
             result = CheckoutResult(version, written - len(skipped), 0, 0, skipped)
@@ -421,7 +420,7 @@ class Repo:
             target = [e for e in version.entries if in_scope(e)]
             if scope and not target:
                 raise PathError(f"{', '.join(paths)} matches no entry of {version.spec}")
-            plan, skipped = self._materialize(version, root, target, current, force, workspace=to is None, strict=strict)
+            plan, skipped = restore.materialize(self, version, root, target, current, force, workspace=to is None, strict=strict)
             result = CheckoutResult(version, len(plan.writes) + len(plan.refs) - len(skipped), len(plan.deletes), plan.unchanged, skipped)
         if to is None and not scope:
             with self._repository.index.write() as txn:
@@ -433,87 +432,6 @@ class Repo:
                     refs.put_artifact(txn, version.name, settings)
             self.write_lock()
         return result
-
-    def _materialize(self, version: Version, root: str, target: list[Entry], current: dict[str, Entry], force: bool,
-                     workspace: bool = False, strict: bool = False) -> tuple[materialize.Plan, list[str]]:
-        ws = self.workspace
-        digests_of = ws.digests if workspace else (lambda files: {f.path: hash_path(root, f.path) for f in files})
-        ref_written = ws.reference_written if workspace else (lambda path, st: None)
-        plan = materialize.make_plan(root, target, current, force, digests_of, ref_written, referencing.signature)
-        materialize.check_plan(plan)
-        self._require_data(version, plan.writes)
-        total = sum(e.size for e in plan.writes) + sum(e.size for e in plan.refs)
-        temp_dir = None
-        if workspace:
-            temp_dir = os.path.join(self._repository.store.tmp_dir, "checkout")
-            os.makedirs(temp_dir, exist_ok=True)
-        with self.reporter.task(f"checkout {version.spec}", total) as task:
-            written = materialize.apply_plan(root, plan, self._repository.store, task.advance, temp_dir)
-            refs = referencing.materialize(root, plan.refs, strict, task.advance, temp_dir) if plan.refs else referencing.RefOutcome()
-        if workspace:
-            ws.remember([(DiskFile.from_stat(e.path, st), e.digest) for e, st in written if e.kind == KIND_FILE])
-            by_path = {e.path: e for e in plan.refs}
-            ws.remember_references([(p, os.lstat(os.path.join(root, *p.split("/"))), referencing.signature(by_path[p]))
-                                    for p, _ in refs.written])
-        for path, problem in refs.skipped:
-            self.reporter.warn(f"skipped external reference {path}: {problem} (use --strict to make this an error)")
-        return plan, [p for p, _ in refs.skipped]
-
-    def _materialize_fresh(self, version: Version, root: str, in_scope, workspace: bool, strict: bool) -> tuple[int, list[str]]:
-        """_materialize into an empty folder, streaming the manifest: read twice (check, then
-        write), never held as entries, so memory stays flat with the file count. Returns how many
-        entries were written or tried, and the references skipped."""
-        data = self._repository.manifest_bytes(bytes.fromhex(version.record.manifest))
-
-        def entries() -> Iterator[Entry]:
-            return (e for e in manifest_codec.iter_decode(data) if in_scope(e))
-
-        store = self._repository.store
-        total = count = 0
-        refs: list[Entry] = []
-        missing = 0
-        with self._repository.index.read() as txn:
-            for e in entries():
-                count += 1
-                total += e.size
-                if e.kind == KIND_REFERENCE:
-                    refs.append(e)
-                elif e.kind == KIND_FILE:
-                    missing += sum(1 for c, _ in e.chunks if store.locate(c, txn) is None)
-        if missing:
-            raise MissingDataError(version.spec, version.id, missing)
-        temp_dir = None
-        if workspace:
-            temp_dir = os.path.join(store.tmp_dir, "checkout")
-            os.makedirs(temp_dir, exist_ok=True)
-        ws = self.workspace
-        with self.reporter.task(f"checkout {version.spec}", total) as task:
-            fresh: list[tuple[DiskFile, bytes]] = []
-            for e, st in materialize.write_entries(root, (e for e in entries() if e.kind != KIND_REFERENCE), store,
-                                                   task.advance, temp_dir=temp_dir):
-                if workspace and e.kind == KIND_FILE:
-                    fresh.append((DiskFile.from_stat(e.path, st), e.digest))
-                    if len(fresh) >= REMEMBER_BATCH:
-                        ws.remember(fresh)
-                        fresh.clear()
-            if workspace:
-                ws.remember(fresh)
-            refs_done = referencing.materialize(root, refs, strict, task.advance, temp_dir) if refs else referencing.RefOutcome()
-        if workspace:
-            by_path = {e.path: e for e in refs}
-            ws.remember_references([(p, os.lstat(os.path.join(root, *p.split("/"))), referencing.signature(by_path[p]))
-                                    for p, _ in refs_done.written])
-        for path, problem in refs_done.skipped:
-            self.reporter.warn(f"skipped external reference {path}: {problem} (use --strict to make this an error)")
-        return count, [p for p, _ in refs_done.skipped]
-
-    def _require_data(self, version: Version, entries: list[Entry]) -> None:
-        """Refuse, before anything is written, a checkout whose data is not in the local store."""
-        store = self._repository.store
-        with self._repository.index.read() as txn:
-            missing = sum(1 for e in entries if e.kind == KIND_FILE for c, _ in e.chunks if store.locate(c, txn) is None)
-        if missing:
-            raise MissingDataError(version.spec, version.id, missing)
 
     def _verify_entries(self, entries: list[Entry]) -> list[str]:
         damaged = []

@@ -7,7 +7,7 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, Iterable, Iterator
 
-from . import checkout as materialize
+from . import restore
 from .errors import EntryNotFoundError, PathError
 from .manifest import KIND_FILE, KIND_SYMLINK, Entry
 from .names import check_name
@@ -161,7 +161,7 @@ class Version:
         """Materialize every entry under `root` (default: ./artifacts/NAME-vN); returns the folder."""
         target = os.path.abspath(root or os.path.join("artifacts", f"{self.name}-v{self.number}"))
         os.makedirs(target, exist_ok=True)
-        self.repo._materialize(self, target, self.entries, {}, force)
+        restore.materialize(self.repo, self, target, self.entries, {}, force)
         return target
 
     def verify(self) -> list[str]:
@@ -239,4 +239,4 @@ def entry_json(entry: Entry) -> dict[str, Any]:
     return out
 
 
-__all__ = ["Artifact", "Run", "Version", "entry_json", "materialize"]
+__all__ = ["Artifact", "Run", "Version", "entry_json"]

@@ -17,7 +17,7 @@ LAYERS = {
     "lockfile": 4,
     "workspace": 5, "remote.transfer": 5, "lineage": 5, "verify": 5, "gc": 5, "repair": 5, "remote.references": 5,
     "checkout": 6, "remote.sync": 6,
-    "artifact": 7, "api": 7, "sharing": 7, "referencing": 7, "lockstate": 7,
+    "artifact": 7, "api": 7, "restore": 7, "sharing": 7, "referencing": 7, "lockstate": 7,
     "__init__": 8, "cli": 9, "__main__": 10,
 }
 ONLY_CLI_IMPORTS = {"click"}
