@@ -116,7 +116,7 @@ class ManifestEncoder:
         self.references = 0
 
     def add(self, e: Entry) -> None:
-        path = e.path.encode("utf-8", "surrogateescape")
+        path = manifest_key(e.path)
         prev = self._prev
         if path <= prev:
             raise ValueError(f"entry path {e.path!r} is a duplicate or out of order")

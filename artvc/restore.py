@@ -3,7 +3,7 @@ store holds the data, write, and remember what was written in the stat cache."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from . import checkout as materialize_mod
 from . import manifest as manifest_codec
@@ -68,20 +68,21 @@ def materialize_fresh(repo: "Repo", version: Version, root: str, in_scope, works
     def entries() -> Iterator[Entry]:
         return (e for e in manifest_codec.iter_decode(data) if in_scope(e))
 
-    store = repo._repository.store
     total = count = 0
     refs: list[Entry] = []
-    missing = 0
-    with repo._repository.index.read() as txn:
+
+    def tallied() -> Iterator[Entry]:
+        """The first pass, counted on the way: how many entries, how many bytes, which references."""
+        nonlocal total, count
         for e in entries():
             count += 1
             total += e.size
             if e.kind == KIND_REFERENCE:
                 refs.append(e)
-            elif e.kind == KIND_FILE:
-                missing += sum(1 for c, _ in e.chunks if store.locate(c, txn) is None)
-    if missing:
-        raise MissingDataError(version.spec, version.id, missing)
+            yield e
+
+    require_data(repo, version, tallied())
+    store = repo._repository.store
     temp_dir = _checkout_temp_dir(repo, workspace)
     ws = repo.workspace
     with repo.reporter.task(f"checkout {version.spec}", total) as task:
@@ -99,7 +100,7 @@ def materialize_fresh(repo: "Repo", version: Version, root: str, in_scope, works
     return count, skipped
 
 
-def require_data(repo: "Repo", version: Version, entries: list[Entry]) -> None:
+def require_data(repo: "Repo", version: Version, entries: Iterable[Entry]) -> None:
     """Refuse, before anything is written, a checkout whose data is not in the local store."""
     store = repo._repository.store
     with repo._repository.index.read() as txn:

@@ -13,13 +13,14 @@ import struct
 import time
 from dataclasses import dataclass
 from itertools import islice
+from operator import itemgetter
 from typing import Callable, Iterable, Iterator, NamedTuple
 
 from . import chunker
 from .errors import PathError
 from .fsutil import is_temp_name
 from .lockfile import LOCK_NAME
-from .manifest import KIND_FILE, KIND_REFERENCE, KIND_SYMLINK, Entry
+from .manifest import KIND_FILE, KIND_REFERENCE, KIND_SYMLINK, Entry, manifest_key
 from .repository import ARTVC_DIR, Repository
 from .packs import BLOB_DATA
 from .storewriter import StoreWriter
@@ -128,7 +129,7 @@ class Workspace:
                 st = os.lstat(abs_top)
             except FileNotFoundError:
                 continue
-            found.append((_order_key(top, statmod.S_ISDIR(st.st_mode)) if top != "." else b"", top, abs_top, st))
+            found.append((_walk_key(top, statmod.S_ISDIR(st.st_mode)) if top != "." else b"", top, abs_top, st))
         for _, top, abs_top, st in sorted(found):
             if statmod.S_ISDIR(st.st_mode):
                 yield from self._walk(abs_top, "" if top == "." else top, warn)
@@ -148,9 +149,8 @@ class Workspace:
             listing = []
             for de in it:
                 is_dir = de.is_dir(follow_symlinks=False)
-                key = de.name.encode("utf-8", "surrogateescape")
-                listing.append((key + b"/" if is_dir else key, is_dir, de))
-        listing.sort(key=_first)
+                listing.append((_walk_key(de.name, is_dir), is_dir, de))
+        listing.sort(key=itemgetter(0))
         prefix = f"{rel_dir}/" if rel_dir else ""
         for _, is_dir, de in listing:
             rel = prefix + de.name
@@ -227,7 +227,8 @@ class Workspace:
     @staticmethod
     def scan_facts(disk: Iterable[DiskFile]) -> tuple[bytes, int]:
         """A digest of every fact a scan saw (paths, sizes, times, inodes, modes, link targets), and
-        the moment from which all of them can be trusted (see racy_until). Takes a stream: status checks the clean mark without holding the scan."""
+        the moment from which all of them can be trusted (see racy_until). Takes a stream: status
+        checks the clean mark without holding the scan."""
         facts = ScanFacts()
         for f in disk:
             facts.add(f)
@@ -306,8 +307,8 @@ class Workspace:
         f, e = next(disk_it, None), next(entry_it, None)
         with self.repo.cache.read() as txn:
             while f is not None or e is not None:
-                f_key = _order_key(f.path) if f is not None else None
-                e_key = _order_key(e.path) if e is not None else None
+                f_key = manifest_key(f.path) if f is not None else None
+                e_key = manifest_key(e.path) if e is not None else None
                 if e_key is None or (f_key is not None and f_key < e_key):
                     added.append(f.path)
                     f = next(disk_it, None)
@@ -363,7 +364,7 @@ class Workspace:
         files = _in_blocks(files, SCAN_BLOCK)
         prev_iter = iter(previous or ())
         prev = next(prev_iter, None)
-        prev_key = _order_key(prev.path) if prev is not None else b""
+        prev_key = manifest_key(prev.path) if prev is not None else b""
         by_digest: dict[bytes, Entry] | None = None
 
         def elsewhere(digest: bytes, size: int) -> Entry | None:
@@ -388,10 +389,10 @@ class Workspace:
                         yield Entry(path, KIND_SYMLINK, target=f.target), None, 0
                         continue
                     if previous is not None:
-                        key = _order_key(path)
+                        key = manifest_key(path)
                         while prev is not None and prev_key < key:
                             prev = next(prev_iter, None)
-                            prev_key = _order_key(prev.path) if prev is not None else b""
+                            prev_key = manifest_key(prev.path) if prev is not None else b""
                         digest = self.cached_digest(txn, f)
                         if digest is not None:
                             if prev is not None and prev_key == key and prev.kind == KIND_FILE and prev.digest == digest and prev.size == f.size:
@@ -454,20 +455,16 @@ def _in_blocks(items: Iterable, size: int) -> Iterator:
         yield from block
 
 
-def _first(item: tuple) -> bytes:
-    return item[0]
-
-
 def racy_until(mtime_ns: int) -> int:
     """The moment after which a file with this mtime, unchanged, cannot have been written again
     within the same timestamp tick (see RACY_WINDOW_NS)."""
     return mtime_ns + (RACY_WINDOW_NS if mtime_ns % 1_000_000_000 == 0 else RACY_WINDOW_FINE_NS)
 
 
-def _order_key(path: str, is_dir: bool = False) -> bytes:
-    """Where a path sorts in a manifest (UTF-8 bytes); a folder sorts as its name plus "/", which
-    puts a folder's walk exactly where its paths belong among its siblings."""
-    key = path.encode("utf-8", "surrogateescape")
+def _walk_key(name: str, is_dir: bool) -> bytes:
+    """Where a scanned name sorts: its manifest key, a folder's with "/" added, which puts a
+    folder's walk exactly where its paths belong among its siblings."""
+    key = manifest_key(name)
     return key + b"/" if is_dir else key
 
 
