@@ -226,7 +226,8 @@ class Repository:
 
     def manifest_bytes(self, tree_id: bytes) -> bytes:
         """A manifest as stored (encoded, verified): about 50 bytes per file, to decode as often as needed."""
-        return trees.load_tree(tree_id, lambda blob_id: self.store.get_blob(blob_id, "manifest"))
+        return trees.load_tree(tree_id, lambda blob_id: self.store.get_blob(blob_id, "manifest"),
+                               lambda pieces: self.store.iter_file(tuple(pieces), "manifest"))
 
     def version_manifest(self, version_id: bytes) -> list[Entry]:
         return self.load_manifest(bytes.fromhex(self.load_record(version_id).manifest))

@@ -126,25 +126,25 @@ class Store:
             raise CorruptObjectError(f"pack {loc.pack_id.hex()[:12]} is truncated")
         return stored
 
-    def iter_file(self, chunks: tuple[tuple[bytes, int], ...]) -> Iterator[bytes]:
+    def iter_file(self, chunks: tuple[tuple[bytes, int], ...], what: str = "chunk") -> Iterator[bytes]:
         """The verified bytes of a file's chunks, in order; decompression runs ahead on threads.
 
         Chunks go to the workers in runs of about READ_BATCH bytes, each run read with as few
         preads as its layout allows, so threads hand over work once per run, not once per chunk.
         """
         if len(chunks) == 1:
-            yield self.get_blob(chunks[0][0], "chunk")
+            yield self.get_blob(chunks[0][0], what)
             return
         pool = shared_pool()
         pending: deque[Future] = deque()
-        for run in self._runs(chunks):
+        for run in self._runs(chunks, what):
             pending.append(pool.submit(self._read_run, run))
             if len(pending) > READ_AHEAD:
                 yield from pending.popleft().result()
         while pending:
             yield from pending.popleft().result()
 
-    def _runs(self, chunks: tuple[tuple[bytes, int], ...]) -> Iterator[list[tuple[bytes, BlobLocation]]]:
+    def _runs(self, chunks: tuple[tuple[bytes, int], ...], what: str) -> Iterator[list[tuple[bytes, BlobLocation]]]:
         """Located chunks in runs of about READ_BATCH bytes, located one run at a time (memory stays
         flat however long the file)."""
         for start in range(0, len(chunks), RUN_LOOKUP):
@@ -153,7 +153,7 @@ class Store:
                 for chunk_id, _length in chunks[start : start + RUN_LOOKUP]:
                     loc = self.locate(chunk_id, txn)
                     if loc is None:
-                        raise MissingObjectError(chunk_id.hex(), "chunk")
+                        raise MissingObjectError(chunk_id.hex(), what)
                     located.append((chunk_id, loc))
             run: list[tuple[bytes, BlobLocation]] = []
             run_bytes = 0

@@ -10,7 +10,7 @@ count x (32-byte chunk id, varint length).
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterable
 
 from . import varint
 from .chunker import Chunker
@@ -70,11 +70,13 @@ def store_tree(data: bytes, chunker: Chunker, put: Callable[[bytes], bytes]) -> 
         level += 1
 
 
-def load_tree(tree_id: bytes, get: Callable[[bytes], bytes]) -> bytes:
-    """The bytes stored under `tree_id`; `get` returns a verified blob."""
+def load_tree(tree_id: bytes, get: Callable[[bytes], bytes],
+              get_pieces: Callable[[list[tuple[bytes, int]]], Iterable[bytes]] | None = None) -> bytes:
+    """The bytes stored under `tree_id`; `get` returns a verified blob, and `get_pieces` (if given)
+    the verified blobs of a node's pieces in order, so a store can read neighbours together."""
     level, total, chunks = _decode_node(get(tree_id))
     while True:
-        data = b"".join(get(chunk_id) for chunk_id, _ in chunks)
+        data = b"".join(get_pieces(chunks) if get_pieces else (get(chunk_id) for chunk_id, _ in chunks))
         if len(data) != total:
             raise CorruptObjectError("tree data has the wrong length")
         if level == 0:
