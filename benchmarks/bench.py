@@ -190,6 +190,26 @@ def find_artvc(override: str | None) -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "artvc"]
 
 
+def artvc_python(cmd: list[str]) -> str:
+    """The interpreter behind an artvc command line (`python -m artvc`, or the script's shebang)."""
+    if len(cmd) >= 3 and cmd[1:3] == ["-m", "artvc"]:
+        return cmd[0]
+    try:
+        with open(cmd[0], "rb") as f:
+            first = f.readline().decode(errors="replace")
+    except OSError:
+        return sys.executable
+    return first[2:].strip().split()[0] if first.startswith("#!") and first[2:].strip() else sys.executable
+
+
+def byte_compile_artvc(python: str) -> None:
+    """Compile artvc's modules, as pip does for an installed package, so that neither an editable
+    install nor PYTHONDONTWRITEBYTECODE makes each artvc step compile them again (the peers'
+    packages are compiled at install: the comparison stays fair)."""
+    subprocess.run([python, "-c", "import artvc, compileall, os; "
+                    "compileall.compile_dir(os.path.dirname(artvc.__file__), quiet=1)"], capture_output=True)
+
+
 class Data:
     """The data sets: v1 trees and the v1/v2 manifests, built once per (root, scale, seed)."""
 
@@ -711,6 +731,7 @@ def main(argv: list[str] | None = None) -> int:
     tag = f"scale-{args.scale:g}"
     data = Data(shared, py, root / "data" / tag, args.scale, args.seed)
     artvc_cmd = find_artvc(args.artvc)
+    byte_compile_artvc(artvc_python(artvc_cmd))
     meta: dict[str, Any] = {"scale": args.scale, "seed": args.seed, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                             "platform": platform.platform(), "nproc": os.cpu_count(), "artvc_cmd": artvc_cmd,
                             "timer": "GNU time" if os.access(TIME_BIN, os.X_OK) else "getrusage wrapper",

@@ -20,6 +20,8 @@ import sys
 import tempfile
 import time
 
+from bench import byte_compile_artvc
+
 
 def fresh_rss_run(args: list[str], cwd: str) -> tuple[float, float]:
     """Like run(), but peak RSS measured for this process alone (ru_maxrss of children is a running max)."""
@@ -135,6 +137,7 @@ def main() -> None:
     ap.add_argument("--random-gib", type=int, nargs="*", default=[])
     ap.add_argument("--root", help="work folder (default: a temporary one)")
     a = ap.parse_args()
+    byte_compile_artvc(sys.executable)
     work = a.root or tempfile.mkdtemp(prefix="artvc-scale-")
     os.makedirs(work, exist_ok=True)
     rows: list[tuple[str, float, float]] = []
