@@ -18,7 +18,7 @@ from . import chunker
 from .errors import CorruptObjectError, MissingObjectError
 from .fsutil import fsync_dir
 from .index import Index
-from .packs import BlobLocation, PackIndexEntry, decode_blob, pack_path, read_pack_index
+from .packs import BlobLocation, PackIndexEntry, decode_blob, location_rows, merge_rows, pack_path, read_pack_index, row_count
 
 if TYPE_CHECKING:
     from .storewriter import StoreWriter
@@ -234,34 +234,34 @@ class Store:
         self.index_packs([(pack_id, entries, size)], overwrite)
 
     def index_packs(self, packs: list[tuple[bytes, list[PackIndexEntry], int]], overwrite: bool) -> None:
-        """index_pack for many durable packs (pack id, entries, size), in one transaction, ids in order.
+        """index_pack for many durable packs (pack id, entries, size), in one transaction."""
+        self.index_rows([(pack_id, location_rows(pack_id, entries), size) for pack_id, entries, size in packs], overwrite)
+
+    def index_rows(self, packs: list[tuple[bytes, bytes, int]], overwrite: bool) -> None:
+        """Index durable packs given as (pack id, location rows, size), in one transaction, ids in order.
 
         The ids are random, so a transaction that adds a few blobs to a large table copies a page
         per blob (LMDB never changes a page in place). Small additions go to `blobs_recent`, which
         stays small: when it would pass RECENT_BLOBS entries, what it holds moves to `blobs` first.
         Large additions go to `blobs` directly (in order, so its pages stay full).
         """
-        rows = sorted(
-            (e.blob_id, BlobLocation(pack_id, e.offset, e.stored_len, e.raw_len, e.blob_type, e.compression).encode())
-            for pack_id, entries, _ in packs
-            for e in entries
-        )
+        count = sum(row_count(rows) for _, rows, _ in packs)
         main, recent = self.index.db["blobs"], self.index.db["blobs_recent"]
         with self.index.write() as txn:
-            if txn.stat(recent)["entries"] + len(rows) > RECENT_BLOBS:
+            if txn.stat(recent)["entries"] + count > RECENT_BLOBS:
                 moved = list(txn.cursor(db=recent))
                 txn.drop(recent, delete=False)
                 for blob_id, loc in moved:
                     txn.put(blob_id, loc, db=main)
-            target, other = (recent, main) if len(rows) <= RECENT_BLOBS else (main, recent)
-            for blob_id, loc in rows:
+            target, other = (recent, main) if count <= RECENT_BLOBS else (main, recent)
+            for blob_id, loc in merge_rows(rows for _, rows, _ in packs):
                 if overwrite:
                     txn.put(blob_id, loc, db=target)
                     txn.delete(blob_id, db=other)
                 elif txn.get(blob_id, db=other) is None:
                     txn.put(blob_id, loc, db=target, overwrite=False)
-            for pack_id, entries, size in packs:
-                txn.put(pack_id, PACK_INFO.pack(len(entries), size), db=self.index.db["packs"])
+            for pack_id, rows, size in packs:
+                txn.put(pack_id, PACK_INFO.pack(row_count(rows), size), db=self.index.db["packs"])
 
     def writer(self) -> "StoreWriter":
         from .storewriter import StoreWriter

@@ -19,7 +19,7 @@ import zstandard
 from . import chunker
 from .errors import PathError
 from .fsutil import random_hex
-from .packs import BLOB_DATA, PackWriter, compress_blob, pack_path
+from .packs import BLOB_DATA, PackWriter, compress_blob, iter_rows, location_rows, pack_path
 from .store import WORKERS, IndexBatch, Store, shared_pool
 
 # Files up to this size are read whole and processed on a worker thread, many files at a time.
@@ -89,7 +89,7 @@ class StoreWriter:
         self.relocate = relocate
         self._packs: dict[bool, PackWriter] = {}
         self._pending: set[bytes] = set()
-        self._retired: list[bytes] = []
+        self._retired: list[bytes] = []  # location rows of the packs indexed last
         self._local = threading.local()
         self._queue: queue.Queue | None = None
         self._thread: threading.Thread | None = None
@@ -391,20 +391,20 @@ class StoreWriter:
                 self._sealer = None
             self._sealed.flush()
 
-    def _index_sealed(self, packs: list[tuple[bytes, list, int]]) -> None:
+    def _index_sealed(self, packs: list[tuple[bytes, bytes, int]]) -> None:
         """Index sealed packs, then forget the ids indexed one batch earlier: the index finds them
         now, so what `_pending` holds stays bounded however many blobs a writer adds. A batch waits
         one round so a worker whose read transaction began before the indexing still sees its ids
         here (if one did not, the cost would be a second copy of a blob, not a wrong answer)."""
-        self.store.index_packs(packs, overwrite=self.relocate)
-        self._pending.difference_update(self._retired)
-        self._retired = [e.blob_id for _, entries, _ in packs for e in entries]
+        self.store.index_rows(packs, overwrite=self.relocate)
+        self._pending.difference_update(blob_id for rows in self._retired for blob_id, _ in iter_rows(rows))
+        self._retired = [rows for _, rows, _ in packs]
 
     def _finish_pack(self, pack: PackWriter) -> None:
         """Trailer, fsync, rename; the index names its blobs later, so a pack is durable first."""
         pack_id, entries = pack.finish(self.store.packs_dir)
         size = os.path.getsize(pack_path(self.store.packs_dir, pack_id))
-        self._sealed.add((pack_id, entries, size), len(entries))
+        self._sealed.add((pack_id, location_rows(pack_id, entries), size), len(entries))
 
     def flush(self) -> None:
         """Seal and index every open pack: after this, every blob added is durable and findable."""

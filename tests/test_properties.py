@@ -109,6 +109,34 @@ def test_pack_written_in_batches_equals_pack_written_blob_by_blob(tmp_path_facto
     assert one_by_one.finish(folder) == batched.finish(folder)
 
 
+index_entry_strategy = st.builds(
+    packs.PackIndexEntry, st.binary(min_size=32, max_size=32), st.sampled_from(packs.BLOB_TYPES),
+    st.sampled_from([packs.COMPRESSION_NONE, packs.COMPRESSION_ZSTD]), st.integers(0, 2**32 - 1),
+    st.integers(0, 2**32 - 1), st.integers(0, 2**64 - 1),
+)
+
+
+@given(st.lists(st.tuples(st.binary(min_size=32, max_size=32), st.lists(index_entry_strategy, max_size=30,
+                                                                         unique_by=lambda e: e.blob_id)), max_size=6))
+def test_location_rows_of_several_packs_merge_into_one_sorted_listing(pack_entries) -> None:
+    """Sealed packs wait for the index as compact rows; merged, they give every blob's location in id order."""
+    rows = [packs.location_rows(pack_id, entries) for pack_id, entries in pack_entries]
+    for (_, entries), r in zip(pack_entries, rows):
+        assert packs.row_count(r) == len(entries)
+    merged = list(packs.merge_rows(rows))
+    expected = sorted(
+        (e.blob_id, packs.BlobLocation(pack_id, e.offset, e.stored_len, e.raw_len, e.blob_type, e.compression).encode())
+        for pack_id, entries in pack_entries for e in entries
+    )
+    assert merged == expected
+    located = {(pack_id, e.blob_id): e for pack_id, entries in pack_entries for e in entries}
+    for blob_id, raw in merged:
+        loc = packs.BlobLocation.decode(raw)
+        e = located[(loc.pack_id, blob_id)]
+        assert (loc.offset, loc.stored_len, loc.raw_len, loc.blob_type, loc.compression) == (
+            e.offset, e.stored_len, e.raw_len, e.blob_type, e.compression)
+
+
 def test_every_single_byte_flip_in_a_pack_is_detected(tmp_path) -> None:
     folder = str(tmp_path)
     writer = packs.PackWriter(os.path.join(folder, "tmp.pack"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import struct
 
 from ..index import Index
-from ..packs import BlobLocation
+from ..packs import BlobLocation, merge_rows, row_count
 
 NUM = struct.Struct(">I")
 PACK_COUNT = struct.Struct("<I")
@@ -34,14 +34,15 @@ class RemoteState:
     def has_pack(self, txn, pack_id: bytes) -> bool:
         return txn.get(self.prefix + pack_id, db=self.db["remote_packs"]) is not None
 
-    def add_packs(self, packs: list[tuple[bytes, list[tuple[bytes, BlobLocation]]]]) -> None:
-        """Record remote packs and their blobs in one transaction, keys in order (see Store.index_packs)."""
-        rows = sorted((self.prefix + blob_id, loc.encode()) for _, locations in packs for blob_id, loc in locations)
+    def add_packs(self, packs: list[tuple[bytes, bytes]]) -> None:
+        """Record remote packs, given as (pack id, location rows), and their blobs in one
+        transaction, keys in order (see Store.index_rows)."""
+        prefix = self.prefix
         with self.index.write() as txn:
-            for key, value in rows:
-                txn.put(key, value, db=self.db["remote_blobs"])
-            for pack_id, locations in packs:
-                txn.put(self.prefix + pack_id, PACK_COUNT.pack(len(locations)), db=self.db["remote_packs"])
+            for blob_id, loc in merge_rows(rows for _, rows in packs):
+                txn.put(prefix + blob_id, loc, db=self.db["remote_blobs"])
+            for pack_id, rows in packs:
+                txn.put(prefix + pack_id, PACK_COUNT.pack(row_count(rows)), db=self.db["remote_packs"])
 
     def pack_blob_count(self, txn, pack_id: bytes) -> int | None:
         """How many blobs the remote pack holds (None: not known, e.g. cached by an older artvc)."""

@@ -14,7 +14,8 @@ from typing import Callable, Iterable, Iterator
 
 from ..errors import CorruptObjectError, MissingObjectError, RemoteError
 from .. import chunker
-from ..packs import INDEX_RECORD, TRAILER, BlobLocation, PackIndexEntry, PackWriter, decode_blob, pack_path, parse_index, parse_trailer, read_pack_index
+from ..packs import (INDEX_RECORD, TRAILER, BlobLocation, PackIndexEntry, PackWriter, decode_blob, location_rows, pack_path,
+                     parse_index, parse_trailer, read_pack_index, row_count)
 from ..repository import Repository
 from ..store import PACK_INFO, IndexBatch
 from ..storewriter import StoreWriter
@@ -50,13 +51,14 @@ class Transfer:
         with ThreadPoolExecutor(self.jobs) as pool:
             try:
                 for pack_id, raw in zip(new, pool.map(lambda p: self.backend.load(layout.index_name(p)), new)):
-                    locations = self._parse_remote_index(pack_id, raw)
-                    learned.add((pack_id, locations), len(locations))
+                    rows = self._parse_remote_index(pack_id, raw)
+                    learned.add((pack_id, rows), row_count(rows))
             finally:
                 learned.flush()
         return len(new)
 
-    def _parse_remote_index(self, pack_id: bytes, raw: bytes) -> list[tuple[bytes, BlobLocation]]:
+    def _parse_remote_index(self, pack_id: bytes, raw: bytes) -> bytes:
+        """A remote pack's index (records + trailer), validated, as location rows."""
         if len(raw) < TRAILER.size:
             raise CorruptObjectError(f"remote index of pack {pack_id.hex()[:12]} is truncated")
         data_end = 1 << 62
@@ -64,7 +66,7 @@ class Transfer:
         if len(raw) - TRAILER.size != count * INDEX_RECORD.size:
             raise CorruptObjectError(f"remote index of pack {pack_id.hex()[:12]} has the wrong length")
         entries = parse_index(raw[: -TRAILER.size], count, index_hash, data_end)
-        return [(e.blob_id, BlobLocation(pack_id, e.offset, e.stored_len, e.raw_len, e.blob_type, e.compression)) for e in entries]
+        return location_rows(pack_id, entries)
 
     # ---- upload ----------------------------------------------------------------------------
     def upload_blobs(self, blob_ids: Iterable[bytes]) -> int:
@@ -92,8 +94,8 @@ class Transfer:
         uploaded = IndexBatch(self.state.add_packs)
         try:
             jobs = ((pack_id, by_pack.pop(pack_id), counts[pack_id]) for pack_id in list(by_pack))
-            for size, pack_id, locations in bounded_map(lambda job: self._upload_pack(work_dir, *job), jobs, self.jobs):
-                uploaded.add((pack_id, locations), len(locations))
+            for size, pack_id, rows in bounded_map(lambda job: self._upload_pack(work_dir, *job), jobs, self.jobs):
+                uploaded.add((pack_id, rows), row_count(rows))
                 self.bytes_up += size
                 self.progress(size)
         finally:
@@ -101,9 +103,9 @@ class Transfer:
             shutil.rmtree(work_dir, ignore_errors=True)
         return len(counts)
 
-    def _upload_pack(self, work_dir: str, pack_id: bytes, wanted: bytearray, count: int) -> tuple[int, bytes, list]:
+    def _upload_pack(self, work_dir: str, pack_id: bytes, wanted: bytearray, count: int) -> tuple[int, bytes, bytes]:
         """Upload one pack, whole or the wanted part of it (then its index); returns its size, id and
-        blob locations. Runs on a worker thread."""
+        location rows. Runs on a worker thread."""
         store = self.repo.store
         ids = sorted({bytes(wanted[i : i + 32]) for i in range(0, len(wanted), 32)})
         if len(ids) == count:
@@ -124,10 +126,10 @@ class Transfer:
             index_offset, _, _ = parse_trailer(f.read(TRAILER.size), size)
             f.seek(index_offset)
             index = f.read()
-        locations = self._parse_remote_index(pack_id, index)
+        rows = self._parse_remote_index(pack_id, index)
         self.backend.store_file(layout.pack_name(pack_id), path)
         self.backend.store(layout.index_name(pack_id), index)
-        return size, pack_id, locations
+        return size, pack_id, rows
 
     # ---- download ----------------------------------------------------------------------------
     def download_blobs(self, blob_ids: Iterable[bytes], writer: StoreWriter) -> int:
