@@ -156,6 +156,13 @@ class ManifestEncoder:
     def finish(self) -> bytes:
         return MAGIC + varint.encode(self.entries) + self._body
 
+    def finish_in_place(self) -> bytearray:
+        """finish() without a second copy of the bytes (10 MiB at 200k files): the header goes in
+        front of the body itself, and the encoder is done."""
+        body, self._body = self._body, bytearray()
+        body[0:0] = MAGIC + varint.encode(self.entries)
+        return body
+
 
 class _Reader:
     def __init__(self, buf: bytes) -> None:

@@ -237,7 +237,7 @@ class Repository:
         encoder = manifest_codec.ManifestEncoder()
         for entry in entries:
             encoder.add(entry)
-        data = encoder.finish()
+        data = encoder.finish_in_place()
         return trees.store_tree(data, self.store.tree_chunker, lambda blob: writer.add_blob(blob, BLOB_TREE)), encoder
 
     # ---- versions ----------------------------------------------------------------------------

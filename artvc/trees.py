@@ -58,7 +58,7 @@ def _decode_node(buf: bytes) -> tuple[int, int, list[tuple[bytes, int]]]:
     return level, total, chunks
 
 
-def store_tree(data: bytes, chunker: Chunker, put: Callable[[bytes], bytes]) -> bytes:
+def store_tree(data: bytes | bytearray, chunker: Chunker, put: Callable[[bytes], bytes]) -> bytes:
     """Store `data`; `put` stores one blob and returns its id. Returns the tree id."""
     level = 0
     while True:

@@ -198,6 +198,10 @@ def test_manifest_round_trip_and_canonical(entries) -> None:
     decoded = manifest.decode(encoded)
     assert sorted(decoded, key=lambda e: e.path.encode("utf-8", "surrogateescape")) == decoded
     assert {e.path: e for e in decoded} == {e.path: e for e in entries}
+    streamed = manifest.ManifestEncoder()
+    for e in decoded:
+        streamed.add(e)
+    assert bytes(streamed.finish_in_place()) == encoded
     assert manifest.encode(reversed(entries)) == encoded
 
 
