@@ -532,6 +532,28 @@ def run_peers(peers: ModuleType, tools: list[str], datasets: list[str], root: Pa
     return runner.results, versions, Path(runner.remote_root)
 
 
+def combine_rounds(rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One result list from several rounds: each timed step is the record of its median-time round
+    (its peak RSS and counts come with it, and `runs_s` lists every round's time); sizes come from
+    the first round; every round's checks are kept, so one failed restore shows."""
+    if len(rounds) == 1:
+        return rounds[0]
+    timed: dict[tuple, list[dict[str, Any]]] = {}
+    out: list[dict[str, Any]] = []
+    for i, results in enumerate(rounds):
+        for r in results:
+            if r["op"] not in ("size", "verify", "tool_total", "error") and "rc" in r and "wall_s" in r:
+                timed.setdefault((r["tool"], r["dataset"], r["op"]), []).append(r)
+            elif i == 0 or r["op"] in ("verify", "error"):
+                out.append(r)
+    for recs in timed.values():
+        ordered = sorted(recs, key=lambda r: (r["rc"] != 0, r["wall_s"]))
+        chosen = dict(ordered[(len(ordered) - 1) // 2])
+        chosen["runs_s"] = [r["wall_s"] for r in recs]
+        out.append(chosen)
+    return out
+
+
 class Table:
     """The Markdown table: rows = data set x operation, columns = artvc, then each peer and peer/artvc."""
 
@@ -630,8 +652,10 @@ class Table:
         remotes = ("on the same filesystem as the workspaces (git-lfs hard-links into its remote there; "
                    "--remote-root elsewhere avoids it)" if meta["remote_same_fs"] else "on another filesystem")
         out = [
-            "Seconds are wall-clock, one subprocess per step, warm page cache; MiB = peak RSS of the largest "
-            f"process ({meta['timer']}). Ratio > 1: artvc is faster / smaller. Stored bytes are `du -sb` of the store: "
+            "Seconds are wall-clock, one subprocess per step, warm page cache"
+            + (f", the median of {meta['repeat']} rounds of every tool's whole sequence (peak RSS from that round)"
+               if meta.get("repeat", 1) > 1 else "")
+            + f"; MiB = peak RSS of the largest process ({meta['timer']}). Ratio > 1: artvc is faster / smaller. Stored bytes are `du -sb` of the store: "
             "artvc `.artvc` without its stat cache `.artvc/cache`, DVC `.dvc/cache`, git-lfs `.git/lfs/objects`, restic/borg repository; "
             "v1 growth = after v1 − after init; v2 growth = after v2 − after the no-op steps (artvc: − right before "
             "the v2 commit, since its pushes of v1 write remote-tracking state into .artvc, listed below).",
@@ -687,6 +711,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=float, default=1.0, help="data set scale (1 = full; 0.125 = quick)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run every tool's whole sequence this many times and report each step's median time")
     ap.add_argument("--datasets", default=",".join(DATASETS), help="comma list of large, many-small")
     ap.add_argument("--peers", default=DEFAULT_PEERS, help="comma list of dvc, restic, git-lfs, borg, oxen")
     ap.add_argument("--no-peers", action="store_true", help="run artvc only")
@@ -753,12 +779,8 @@ def main(argv: list[str] | None = None) -> int:
         for ds in args.datasets:
             data.build(ds)
         meta["raw"] = {ds: {"v1": data.raw(ds, "v1"), "v2": data.raw(ds, "v2")} for ds in args.datasets}
-        results: list[dict[str, Any]] = []
         remote_root = Path(args.remote_root).resolve() / tag if args.remote_root else root / "remotes" / tag
         remote_root.mkdir(parents=True, exist_ok=True)
-        if tools:
-            peer_results, meta["peer_versions"], remote_root = run_peers(peers, tools, args.datasets, root, data, args)
-            results += peer_results
         sshd, sftp_na = None, "--no-sftp"
         if not args.no_sftp:
             mod = load_module("bench_sshd", Path(__file__).resolve().parent / "sshd.py")
@@ -769,17 +791,29 @@ def main(argv: list[str] | None = None) -> int:
             except (mod.SSHDUnavailable, OSError, subprocess.SubprocessError) as ex:
                 sftp_na = f"sshd could not be started: {ex}"
                 log(f"warning: {sftp_na}; the SFTP rows show n/a")
-        bench = ArtvcBench(artvc_cmd, data, peers, root / "work", remote_root, args.step_timeout, args.keep,
-                           sshd=sshd, sftp_na=sftp_na)
-        for ds in args.datasets:
-            log(f"== artvc / {ds}")
-            try:
-                bench.run(ds)
-            except (OSError, RuntimeError, subprocess.CalledProcessError) as ex:
-                log(f"  FAILED: {ex}")
-                bench.results.append({"tool": "artvc", "dataset": ds, "op": "error", "msg": str(ex)[-2000:]})
+        rounds = []
+        for round_no in range(1, args.repeat + 1):
+            if args.repeat > 1:
+                log(f"=== round {round_no} of {args.repeat}")
+            results: list[dict[str, Any]] = []
+            if tools:
+                peer_results, meta["peer_versions"], peer_remote_root = run_peers(peers, tools, args.datasets, root,
+                                                                                 data, args)
+                results += peer_results
+                remote_root = peer_remote_root
+            bench = ArtvcBench(artvc_cmd, data, peers, root / "work", remote_root, args.step_timeout, args.keep,
+                               sshd=sshd, sftp_na=sftp_na)
+            for ds in args.datasets:
+                log(f"== artvc / {ds}")
+                try:
+                    bench.run(ds)
+                except (OSError, RuntimeError, subprocess.CalledProcessError) as ex:
+                    log(f"  FAILED: {ex}")
+                    bench.results.append({"tool": "artvc", "dataset": ds, "op": "error", "msg": str(ex)[-2000:]})
+            rounds.append(bench.results + results)
+        meta["repeat"] = args.repeat
         stack.close()  # stop sshd before the table is printed
-        results = bench.results + results
+        results = combine_rounds(rounds)
         meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         table = Table(report, results, meta["raw"], tools)
         text = table.render(args.datasets)
