@@ -36,6 +36,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -305,13 +306,20 @@ class ArtvcBench:
             t0 = time.perf_counter()
             p = subprocess.Popen(prefix + ["bash", "-c", cmd], cwd=cwd, env=self.env, stdin=subprocess.DEVNULL,
                                  stdout=out, stderr=err, start_new_session=True)
-            try:
-                rc = p.wait(timeout=self.timeout)
-                timed_out = False
-            except subprocess.TimeoutExpired:
+            # A blocking wait, with the time limit on a timer: Popen.wait(timeout=...) polls with
+            # sleeps of up to 50 ms, which rounded every step up to the next point of its schedule.
+            expired = threading.Event()
+
+            def kill() -> None:
+                expired.set()
                 os.killpg(p.pid, signal.SIGKILL)
-                rc, timed_out = p.wait(), True
+
+            timer = threading.Timer(self.timeout, kill)
+            timer.start()
+            rc = p.wait()
             wall = time.perf_counter() - t0
+            timer.cancel()
+            timed_out = expired.is_set()
         stdout = Path(f"{stem}.out").read_text(errors="replace")
         stderr = Path(f"{stem}.err").read_text(errors="replace")
         rec: dict[str, Any] = {"tool": "artvc", "dataset": ds, "op": op, "cmd": cmd, "rc": rc,
