@@ -36,7 +36,10 @@ class Plan:
 DigestsOf = Callable[[list[DiskFile]], dict[str, bytes]]
 RefWritten = Callable[[str, os.stat_result], "bytes | None"]
 Signature = Callable[[Entry], bytes]
-WRITERS = 8
+# Threads writing files: one per core, plus one waiting on the disk. More only trade the GIL back and
+# forth at each system call: on 2 cores, 20k small files into an empty folder took 2.0-2.1 s with 3
+# writers, 2.3-2.5 s with 8.
+WRITERS = min(8, (os.cpu_count() or 2) + 1)
 BATCH_FILES = 64
 BATCH_BYTES = 4 << 20
 # Files from this size replace an existing one by moving it aside first (fsutil.replace_large).
@@ -225,11 +228,13 @@ def _create(tmp: str, executable: bool) -> int:
     return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o777 if executable else 0o666)
 
 
-def write_entry(root: str, entry: Entry, store: Store, reuse: Entry | None = None, temp_dir: str | None = None) -> os.stat_result:
+def write_entry(root: str, entry: Entry, store: Store, reuse: Entry | None = None, temp_dir: str | None = None,
+                data: bytes | None = None) -> os.stat_result:
     """Write one entry atomically below root (its folder must exist) and return the stat of the result.
 
     `reuse` is the verified, unmodified file now at that path: chunks it shares with the target are
-    copied from it in the kernel instead of being read from the store.
+    copied from it in the kernel instead of being read from the store. `data` is the verified
+    content of a one-chunk file, read already.
     """
     path = os.path.join(root, *entry.path.split("/"))
     if entry.kind == KIND_SYMLINK:
@@ -244,11 +249,16 @@ def write_entry(root: str, entry: Entry, store: Store, reuse: Entry | None = Non
     if reuse is not None and reuse.kind == KIND_FILE and len(entry.chunks) > 1 and _shares_chunks(entry, reuse):
         _write_reusing(path, entry, reuse, store, temp_dir)
         return os.lstat(path)
-    _write_new(path, entry, store, temp_dir)
+    _write_new(path, entry, store, temp_dir, data)
     return os.lstat(path)
 
 
-def _write_new(path: str, entry: Entry, store: Store, temp_dir: str | None) -> None:
+def _single_chunk(entry: Entry) -> bool:
+    """A file whose one chunk is its whole content (its digest is the chunk's id)."""
+    return entry.kind == KIND_FILE and len(entry.chunks) == 1 and entry.chunks[0][0] == entry.digest
+
+
+def _write_new(path: str, entry: Entry, store: Store, temp_dir: str | None, data: bytes | None = None) -> None:
     """Assemble a file under a temporary name and rename it into place (not fsynced: the store has it).
 
     Few system calls per file, since a checkout may write 100k of them: the kernel applies the
@@ -259,7 +269,9 @@ def _write_new(path: str, entry: Entry, store: Store, temp_dir: str | None) -> N
     fd = _create(tmp, entry.executable)
     try:
         try:
-            if len(entry.chunks) == 1 and entry.chunks[0][0] == entry.digest:
+            if data is not None:
+                _write_all(fd, data)
+            elif _single_chunk(entry):
                 _write_all(fd, store.get_blob(entry.digest, "chunk"))
             else:
                 hasher = chunker.new_hasher()
@@ -367,7 +379,13 @@ def _write_batches(entries: list[Entry]) -> Iterator[list[Entry]]:
 
 
 def _write_batch(root: str, batch: list[Entry], store: Store, reuse: dict[str, Entry], temp_dir: str | None) -> list[tuple[Entry, os.stat_result]]:
-    return [(entry, write_entry(root, entry, store, reuse.get(entry.path), temp_dir)) for entry in batch]
+    """Write one batch of a folder's entries. The one-chunk files' content is read first, together
+    (one transaction, one pread per run of neighbours): per file, each lookup and read was another
+    hand-over of the GIL between the writer threads."""
+    singles = [e for e in batch if _single_chunk(e)]
+    content = dict(zip((e.path for e in singles), store.read_blobs([e.digest for e in singles]))) if singles else {}
+    return [(entry, write_entry(root, entry, store, reuse.get(entry.path), temp_dir, content.pop(entry.path, None)))
+            for entry in batch]
 
 
 def sweep_temp_files(root: str, folders: set[str]) -> None:
