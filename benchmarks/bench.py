@@ -192,7 +192,8 @@ def find_artvc(override: str | None) -> list[str]:
 
 
 def artvc_python(cmd: list[str]) -> str:
-    """The interpreter behind an artvc command line (`python -m artvc`, or the script's shebang)."""
+    """The interpreter behind an artvc command line (`python -m artvc`, or the script's shebang,
+    `#!/usr/bin/env python3` included)."""
     if len(cmd) >= 3 and cmd[1:3] == ["-m", "artvc"]:
         return cmd[0]
     try:
@@ -200,15 +201,22 @@ def artvc_python(cmd: list[str]) -> str:
             first = f.readline().decode(errors="replace")
     except OSError:
         return sys.executable
-    return first[2:].strip().split()[0] if first.startswith("#!") and first[2:].strip() else sys.executable
+    words = first[2:].split() if first.startswith("#!") else []
+    if len(words) >= 2 and os.path.basename(words[0]) == "env":
+        return shutil.which(words[1]) or sys.executable
+    return words[0] if words else sys.executable
 
 
 def byte_compile_artvc(python: str) -> None:
     """Compile artvc's modules, as pip does for an installed package, so that neither an editable
     install nor PYTHONDONTWRITEBYTECODE makes each artvc step compile them again (the peers'
     packages are compiled at install: the comparison stays fair)."""
-    subprocess.run([python, "-c", "import artvc, compileall, os; "
-                    "compileall.compile_dir(os.path.dirname(artvc.__file__), quiet=1)"], capture_output=True)
+    r = subprocess.run([python, "-c", "import artvc, compileall, os, sys; "
+                        "sys.exit(not compileall.compile_dir(os.path.dirname(artvc.__file__), quiet=1))"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        print(f"warning: could not byte-compile artvc with {python}: {(r.stderr or r.stdout).strip()[-300:]}"
+              " (each artvc step may compile its modules again)", file=sys.stderr)
 
 
 class Data:
@@ -312,14 +320,21 @@ class ArtvcBench:
 
             def kill() -> None:
                 expired.set()
-                os.killpg(p.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGKILL)
 
             timer = threading.Timer(self.timeout, kill)
+            timer.daemon = True
             timer.start()
-            rc = p.wait()
+            try:
+                rc = p.wait()
+            except BaseException:
+                kill()
+                raise
+            finally:
+                timer.cancel()
             wall = time.perf_counter() - t0
-            timer.cancel()
-            timed_out = expired.is_set()
+            timed_out = expired.is_set() and rc == -signal.SIGKILL
         stdout = Path(f"{stem}.out").read_text(errors="replace")
         stderr = Path(f"{stem}.err").read_text(errors="replace")
         rec: dict[str, Any] = {"tool": "artvc", "dataset": ds, "op": op, "cmd": cmd, "rc": rc,
@@ -542,10 +557,12 @@ def run_peers(peers: ModuleType, tools: list[str], datasets: list[str], root: Pa
 
 def combine_rounds(rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """One result list from several rounds: each timed step is the record of its median-time round
-    (its peak RSS and counts come with it, and `runs_s` lists every round's time); sizes come from
-    the first round; every round's checks are kept, so one failed restore shows."""
+    (the lower middle for an even count; its peak RSS and counts come with it, and `runs_s` lists
+    every round's time), or of a failed round if there is one; sizes come from the first round;
+    every round's checks are kept, so one wrong restore shows."""
     if len(rounds) == 1:
         return rounds[0]
+    # A step that failed in any round shows as failed (its error in the notes), not as the median.
     timed: dict[tuple, list[dict[str, Any]]] = {}
     out: list[dict[str, Any]] = []
     for i, results in enumerate(rounds):
@@ -555,9 +572,11 @@ def combine_rounds(rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
             elif i == 0 or r["op"] in ("verify", "error"):
                 out.append(r)
     for recs in timed.values():
-        ordered = sorted(recs, key=lambda r: (r["rc"] != 0, r["wall_s"]))
-        chosen = dict(ordered[(len(ordered) - 1) // 2])
+        failed = [r for r in recs if r["rc"] != 0]
+        ordered = sorted(recs, key=lambda r: r["wall_s"])
+        chosen = dict(failed[0] if failed else ordered[(len(ordered) - 1) // 2])
         chosen["runs_s"] = [r["wall_s"] for r in recs]
+        chosen["failed_rounds"] = len(failed)
         out.append(chosen)
     return out
 
@@ -749,6 +768,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Build the data, run artvc and the peers, print the table."""
     args = parse_args(argv)
+    if args.repeat < 1:
+        log("error: --repeat must be at least 1")
+        return 1
     shared = shared_dir()
     if not (shared / "make_dataset.py").is_file() or not (shared / "peers.py").is_file():
         log(f"error: shared benchmark folder not found at {shared} (set ARTVC_BENCH_SHARED)")
