@@ -109,7 +109,7 @@ class ManifestEncoder:
 
     def __init__(self) -> None:
         self._body = bytearray()
-        self._prev = b""
+        self._prev: bytes | None = b""
         self.entries = 0
         self.files = 0
         self.bytes = 0
@@ -118,6 +118,8 @@ class ManifestEncoder:
     def add(self, e: Entry) -> None:
         path = manifest_key(e.path)
         prev = self._prev
+        if prev is None:
+            raise ValueError("the manifest encoder has finished")
         if path <= prev:
             raise ValueError(f"entry path {e.path!r} is a duplicate or out of order")
         out = self._body
@@ -159,7 +161,7 @@ class ManifestEncoder:
     def finish_in_place(self) -> bytearray:
         """finish() without a second copy of the bytes (10 MiB at 200k files): the header goes in
         front of the body itself, and the encoder is done."""
-        body, self._body = self._body, bytearray()
+        body, self._body, self._prev = self._body, bytearray(), None
         body[0:0] = MAGIC + varint.encode(self.entries)
         return body
 

@@ -225,7 +225,8 @@ class Repository:
         return manifest_codec.iter_decode(self.manifest_bytes(tree_id))
 
     def manifest_bytes(self, tree_id: bytes) -> bytes:
-        """A manifest as stored (encoded, verified): about 50 bytes per file, to decode as often as needed."""
+        """A manifest as stored (encoded, verified): about 50 bytes per file, to decode as often as needed.
+        Its pieces are read on the shared worker pool: not to be called from a task running there."""
         return trees.load_tree(tree_id, lambda blob_id: self.store.get_blob(blob_id, "manifest"),
                                lambda pieces: self.store.iter_file(tuple(pieces), "manifest"))
 

@@ -117,7 +117,8 @@ index_entry_strategy = st.builds(
 
 
 @given(st.lists(st.tuples(st.binary(min_size=32, max_size=32), st.lists(index_entry_strategy, max_size=30,
-                                                                         unique_by=lambda e: e.blob_id)), max_size=6))
+                                                                         unique_by=lambda e: e.blob_id)),
+                max_size=6, unique_by=lambda pack: pack[0]))
 def test_location_rows_of_several_packs_merge_into_one_sorted_listing(pack_entries) -> None:
     """Sealed packs wait for the index as compact rows; merged, they give every blob's location in id order."""
     rows = [packs.location_rows(pack_id, entries) for pack_id, entries in pack_entries]
@@ -202,6 +203,8 @@ def test_manifest_round_trip_and_canonical(entries) -> None:
     for e in decoded:
         streamed.add(e)
     assert bytes(streamed.finish_in_place()) == encoded
+    with pytest.raises(ValueError):
+        streamed.add(Entry("zzz"))
     assert manifest.encode(reversed(entries)) == encoded
 
 
