@@ -148,13 +148,7 @@ class Store:
         """Located chunks in runs of about READ_BATCH bytes, located one run at a time (memory stays
         flat however long the file)."""
         for start in range(0, len(chunks), RUN_LOOKUP):
-            with self.index.read() as txn:
-                located = []
-                for chunk_id, _length in chunks[start : start + RUN_LOOKUP]:
-                    loc = self.locate(chunk_id, txn)
-                    if loc is None:
-                        raise MissingObjectError(chunk_id.hex(), what)
-                    located.append((chunk_id, loc))
+            located = self._locate_all([chunk_id for chunk_id, _ in chunks[start : start + RUN_LOOKUP]], what)
             run: list[tuple[bytes, BlobLocation]] = []
             run_bytes = 0
             for item in located:
@@ -170,6 +164,10 @@ class Store:
         """The verified bytes of several blobs, in order, read on the calling thread: located in one
         transaction, neighbours in one pack read with one pread (a checkout's batch of small files,
         written one after another, lie side by side)."""
+        return self._read_run(self._locate_all(blob_ids, what))
+
+    def _locate_all(self, blob_ids: list[bytes], what: str) -> list[tuple[bytes, BlobLocation]]:
+        """Each blob with its location, looked up in one transaction; a missing one is an error."""
         with self.index.read() as txn:
             located = []
             for blob_id in blob_ids:
@@ -177,7 +175,7 @@ class Store:
                 if loc is None:
                     raise MissingObjectError(blob_id.hex(), what)
                 located.append((blob_id, loc))
-        return self._read_run(located)
+        return located
 
     def _read_run(self, run: list[tuple[bytes, BlobLocation]]) -> list[bytes]:
         """Verified bytes of consecutive chunks; neighbours in one pack are read with one pread."""
