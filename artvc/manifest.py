@@ -208,8 +208,10 @@ def iter_decode(buf: bytes) -> Iterator[Entry]:
         raise CorruptObjectError("manifest entry count is impossible")
     uvarint = varint.decode
     prev = b""
-    leaves: set[str] = set()
-    folders: set[str] = set()
+    # The entries whose path is a prefix of the current one, shortest first. Paths come sorted, so
+    # every path below an entry follows it before any path that does not start with it: a path
+    # below a file is caught holding only this chain, not every path seen.
+    prefixes: list[bytes] = []
     try:
         for _ in range(count):
             b = buf[pos]
@@ -229,13 +231,13 @@ def iter_decode(buf: bytes) -> Iterator[Entry]:
             if path_bytes <= prev:
                 raise CorruptObjectError("manifest paths are not sorted and unique")
             path = check_entry_path(path_bytes.decode("utf-8", "surrogateescape"))
-            parent = path.rpartition("/")[0]
-            while parent and parent not in folders:
-                if parent in leaves:
-                    raise CorruptObjectError(f"entry {path!r} lies below the file entry {parent!r}")
-                folders.add(parent)
-                parent = parent.rpartition("/")[0]
-            leaves.add(path)
+            while prefixes and not path_bytes.startswith(prefixes[-1]):
+                prefixes.pop()
+            for above in prefixes:
+                if path_bytes[len(above) : len(above) + 1] == b"/":
+                    raise CorruptObjectError(
+                        f"entry {path!r} lies below the file entry {above.decode('utf-8', 'surrogateescape')!r}")
+            prefixes.append(path_bytes)
             kind = buf[pos]
             pos += 1
             if kind == KIND_FILE:

@@ -226,6 +226,23 @@ def test_manifest_refuses_entries_below_a_file() -> None:
         manifest.decode(manifest.encode([e1, e2]))
 
 
+path_strategy = st.lists(st.sampled_from(["a", "b", "a-", "a.b", "é"]), min_size=1, max_size=4).map("/".join)
+
+
+@given(st.sets(path_strategy, min_size=1, max_size=12))
+def test_manifest_refuses_exactly_the_entries_below_another_entry(paths) -> None:
+    """Decoding holds only the chain of entries that prefix the current path; it must still catch
+    every path below another entry, however many entries sort between them."""
+    d = b"y" * 32
+    encoded = manifest.encode([Entry(p, KIND_FILE, 1, False, d, ((d, 1),)) for p in paths])
+    below_another = any(q.startswith(p + "/") for p in paths for q in paths)
+    if below_another:
+        with pytest.raises(CorruptObjectError):
+            manifest.decode(encoded)
+    else:
+        assert sorted(e.path for e in manifest.decode(encoded)) == sorted(paths)
+
+
 @PROFILE
 @given(st.binary(max_size=200000))
 def test_tree_round_trip(data: bytes) -> None:
