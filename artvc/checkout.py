@@ -262,8 +262,9 @@ def _write_new(path: str, entry: Entry, store: Store, temp_dir: str | None, data
     """Assemble a file under a temporary name and rename it into place (not fsynced: the store has it).
 
     Few system calls per file, since a checkout may write 100k of them: the kernel applies the
-    umask to the mode given at creation, so no chmod follows. A one-chunk file's digest is its
-    chunk's id, which reading the chunk has already checked; longer files are hashed whole.
+    umask to the mode given at creation, so no chmod follows. A one-chunk file comes as `data`, read
+    with its batch: its digest is its chunk's id, which reading the chunk has already checked; other
+    files are read here and hashed whole.
     """
     tmp = temp_name_for(path, temp_dir)
     fd = _create(tmp, entry.executable)
@@ -271,8 +272,6 @@ def _write_new(path: str, entry: Entry, store: Store, temp_dir: str | None, data
         try:
             if data is not None:
                 _write_all(fd, data)
-            elif _single_chunk(entry):
-                _write_all(fd, store.get_blob(entry.digest, "chunk"))
             else:
                 hasher = chunker.new_hasher()
                 for data in store.iter_file(entry.chunks):
