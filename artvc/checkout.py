@@ -263,8 +263,9 @@ def _write_new(path: str, entry: Entry, store: Store, temp_dir: str | None, data
 
     Few system calls per file, since a checkout may write 100k of them: the kernel applies the
     umask to the mode given at creation, so no chmod follows. A one-chunk file comes as `data`, read
-    with its batch: its digest is its chunk's id, which reading the chunk has already checked; other
-    files are read here and hashed whole.
+    with its batch. Every chunk the store yields has been checked against its id, and the manifest,
+    itself checked, lists the file's chunks, so the file is not hashed again whole (verify checks
+    that each file's digest agrees with its chunks).
     """
     tmp = temp_name_for(path, temp_dir)
     fd = _create(tmp, entry.executable)
@@ -273,12 +274,12 @@ def _write_new(path: str, entry: Entry, store: Store, temp_dir: str | None, data
             if data is not None:
                 _write_all(fd, data)
             else:
-                hasher = chunker.new_hasher()
+                written = 0
                 for data in store.iter_file(entry.chunks):
-                    hasher.update(data)
                     _write_all(fd, data)
-                if hasher.digest() != entry.digest:
-                    raise CorruptObjectError(f"content of {entry.path}", entry.digest.hex(), hasher.hexdigest())
+                    written += len(data)
+                if written != entry.size:
+                    raise CorruptObjectError(f"content of {entry.path} has the wrong size", str(entry.size), str(written))
         finally:
             os.close(fd)
         _put_in_place(tmp, path, entry.size, temp_dir)

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from artvc import chunker
+from artvc import chunker, manifest, varint
 from artvc.index import close_index
 from artvc.manifest import KIND_FILE, KIND_SYMLINK
 from artvc.packs import BLOB_DATA
@@ -207,6 +207,33 @@ def test_manifest_with_trailing_bytes_or_wrong_sizes_is_refused(box):
     data = encode_raw_manifest([(b"f.txt", KIND_FILE, b"x")]) + b"junk"
     hand_made_remote(remote, [(b"f.txt", KIND_FILE, b"x")], manifest_bytes=data)
     assert_refused_everywhere(box, remote)
+
+
+def _two_chunk_manifest(path: bytes, parts: list[bytes], digest: bytes) -> bytes:
+    """A manifest with one file made of `parts` as its chunks, claiming `digest` as the whole file's."""
+    out = bytearray(manifest.MAGIC) + varint.encode(1)
+    out += varint.encode(0) + varint.encode(len(path)) + path + bytes([KIND_FILE, 0])
+    out += varint.encode(sum(map(len, parts))) + varint.encode(len(parts)) + digest
+    for part in parts:
+        out += chunker.hash_bytes(part) + varint.encode(len(part))
+    return bytes(out)
+
+
+def test_file_digest_that_disagrees_with_its_chunks_is_reported_by_verify(box):
+    """Checkout writes a file from chunks each checked against its id; a manifest whose file digest names other
+    bytes cannot put other bytes on disk, and verify names the version as damaged."""
+    remote = box / "remote"
+    parts = [b"first chunk " * 10, b"second chunk " * 10]
+    wrong = chunker.hash_bytes(b"something else entirely")
+    hand_made_remote(remote, [(b"a", KIND_FILE, parts[0]), (b"b", KIND_FILE, parts[1])],
+                     manifest_bytes=_two_chunk_manifest(b"f.bin", parts, wrong))
+    ok(run_artvc("clone", remote, box / "clone", cwd=box))
+    ok(run_artvc("fetch", "--all", cwd=box / "clone"))
+    ok(run_artvc("checkout", "evil:v0", "--to", box / "out", cwd=box / "clone"))
+    assert (box / "out" / "f.bin").read_bytes() == b"".join(parts)
+    verify = run_artvc("verify", cwd=box / "clone")
+    assert_cli_error(verify)
+    assert "does not match its digest" in verify.out + verify.err, str(verify)
 
 
 # ---- records, version files, markers ---------------------------------------------------------------------------------

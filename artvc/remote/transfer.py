@@ -13,9 +13,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator
 
 from ..errors import CorruptObjectError, MissingObjectError, RemoteError
-from .. import chunker
+from ..fsutil import start_writeback
 from ..packs import (INDEX_RECORD, TRAILER, BlobLocation, PackIndexEntry, PackWriter, decode_blob, location_rows, pack_path,
-                     parse_index, parse_trailer, read_pack_index, row_count)
+                     parse_index, parse_trailer, row_count, verify_pack_file)
 from ..repository import Repository
 from ..store import PACK_INFO, IndexBatch
 from ..storewriter import StoreWriter
@@ -175,24 +175,23 @@ class Transfer:
 
     def _adopt_pack(self, job: tuple[bytes, set[bytes]]) -> tuple[int, bytes, list[PackIndexEntry]]:
         """Copy one remote pack whole, check it (its hash, its index, every blob), and move it into the
-        store; returns its size, id and entries, for the caller to index."""
+        store; returns its size, id and entries, for the caller to index. The copy starts on its way
+        to disk before the checks, which overlap with it."""
         pack_id, wanted = job
         store = self.repo.store
         os.makedirs(store.tmp_dir, exist_ok=True)
         tmp = os.path.join(store.tmp_dir, f"fetch-{secrets.token_hex(8)}.pack")
         try:
             self.backend.load_file(layout.pack_name(pack_id), tmp)
-            size = os.path.getsize(tmp)
             with open(tmp, "rb") as f:
-                if chunker.hash_stream(f, block_size=1 << 20) != pack_id:
-                    raise CorruptObjectError(f"pack {pack_id.hex()[:12]} on {self.backend.url} does not match its name")
-                entries = read_pack_index(f, size)
-                if not wanted <= {e.blob_id for e in entries}:
-                    raise CorruptObjectError(f"pack {pack_id.hex()[:12]} on {self.backend.url} lacks blobs its index names")
-                for e in sorted(entries, key=lambda e: e.offset):
-                    f.seek(e.offset)
-                    decode_blob(f.read(e.stored_len), e.compression, e.raw_len, e.blob_id)
-            store.adopt_pack(tmp, pack_id)
+                start_writeback(f.fileno())
+            try:
+                entries = verify_pack_file(tmp, pack_id)
+            except CorruptObjectError as exc:
+                raise CorruptObjectError(f"pack {pack_id.hex()[:12]} on {self.backend.url}: {exc.what}", exc.expected, exc.got) from None
+            if not wanted <= {e.blob_id for e in entries}:
+                raise CorruptObjectError(f"pack {pack_id.hex()[:12]} on {self.backend.url} lacks blobs its index names")
+            size = store.adopt_pack(tmp, pack_id)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
