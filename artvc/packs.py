@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import heapq
 import io
-import mmap
 import os
 import struct
 import threading
@@ -279,19 +278,14 @@ def read_pack_index(f: BinaryIO, pack_size: int) -> list[PackIndexEntry]:
 
 def verify_pack_file(path: str, pack_id: bytes) -> list[PackIndexEntry]:
     """The index of a pack file whose content hashes to `pack_id` and whose every blob decodes to its
-    id; CorruptObjectError otherwise. The file is mapped, so the whole-file hash copies nothing."""
+    id; CorruptObjectError otherwise."""
     with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size < HEADER_SIZE + TRAILER.size:
-            raise CorruptObjectError("pack too short")
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            with memoryview(mapped) as whole:
-                matches = chunker.hash_bytes(whole) == pack_id
-            if not matches:
-                raise CorruptObjectError("the content does not match the pack's name")
-            entries = read_pack_index(mapped, size)
-            for e in sorted(entries, key=lambda e: e.offset):
-                decode_blob(mapped[e.offset : e.offset + e.stored_len], e.compression, e.raw_len, e.blob_id)
+        if chunker.hash_stream(f, block_size=1 << 20) != pack_id:
+            raise CorruptObjectError("the content does not match the pack's name")
+        entries = read_pack_index(f, os.fstat(f.fileno()).st_size)
+        for e in sorted(entries, key=lambda e: e.offset):
+            f.seek(e.offset)
+            decode_blob(f.read(e.stored_len), e.compression, e.raw_len, e.blob_id)
     return entries
 
 
