@@ -2,7 +2,8 @@
 
 A plan is made first and checked for conflicts before anything is written: a modified file, or an
 untracked one in the way, is never overwritten or deleted without `force`. Each file is written
-to a temporary name, verified against its digest, and renamed into place. Nothing is written
+to a temporary name from chunks each checked against its id, and renamed into place; a file
+whose digest the stat cache will remember (a workspace checkout) is hashed whole as well. Nothing is written
 through a symlinked folder, so a checkout cannot land outside its target folder.
 """
 from __future__ import annotations
@@ -229,12 +230,13 @@ def _create(tmp: str, executable: bool) -> int:
 
 
 def write_entry(root: str, entry: Entry, store: Store, reuse: Entry | None = None, temp_dir: str | None = None,
-                data: bytes | None = None) -> os.stat_result:
+                data: bytes | None = None, hash_whole: bool = True) -> os.stat_result:
     """Write one entry atomically below root (its folder must exist) and return the stat of the result.
 
     `reuse` is the verified, unmodified file now at that path: chunks it shares with the target are
     copied from it in the kernel instead of being read from the store. `data` is the verified
-    content of a one-chunk file, read already.
+    content of a one-chunk file, read already. `hash_whole`: check a file of several chunks against
+    its digest too (see _write_new).
     """
     path = os.path.join(root, *entry.path.split("/"))
     if entry.kind == KIND_SYMLINK:
@@ -249,7 +251,7 @@ def write_entry(root: str, entry: Entry, store: Store, reuse: Entry | None = Non
     if reuse is not None and reuse.kind == KIND_FILE and len(entry.chunks) > 1 and _shares_chunks(entry, reuse):
         _write_reusing(path, entry, reuse, store, temp_dir)
         return os.lstat(path)
-    _write_new(path, entry, store, temp_dir, data)
+    _write_new(path, entry, store, temp_dir, data, hash_whole)
     return os.lstat(path)
 
 
@@ -258,14 +260,17 @@ def _single_chunk(entry: Entry) -> bool:
     return entry.kind == KIND_FILE and len(entry.chunks) == 1 and entry.chunks[0][0] == entry.digest
 
 
-def _write_new(path: str, entry: Entry, store: Store, temp_dir: str | None, data: bytes | None = None) -> None:
+def _write_new(path: str, entry: Entry, store: Store, temp_dir: str | None, data: bytes | None = None,
+               hash_whole: bool = True) -> None:
     """Assemble a file under a temporary name and rename it into place (not fsynced: the store has it).
 
     Few system calls per file, since a checkout may write 100k of them: the kernel applies the
     umask to the mode given at creation, so no chmod follows. A one-chunk file comes as `data`, read
-    with its batch. Every chunk the store yields has been checked against its id, and the manifest,
-    itself checked, lists the file's chunks, so the file is not hashed again whole (verify checks
-    that each file's digest agrees with its chunks).
+    with its batch. Every chunk the store yields has been checked against its id, and the written
+    size against the entry. The whole file is hashed too when `hash_whole`: a workspace checkout
+    records the entry's digest in the stat cache, and a manifest (hand-made) whose digest disagrees
+    with its chunks must not leave a digest there that the file does not have. A checkout --to
+    remembers nothing, and `verify` checks every file's digest against its chunks.
     """
     tmp = temp_name_for(path, temp_dir)
     fd = _create(tmp, entry.executable)
@@ -274,12 +279,17 @@ def _write_new(path: str, entry: Entry, store: Store, temp_dir: str | None, data
             if data is not None:
                 _write_all(fd, data)
             else:
+                hasher = chunker.new_hasher() if hash_whole else None
                 written = 0
                 for data in store.iter_file(entry.chunks):
+                    if hasher is not None:
+                        hasher.update(data)
                     _write_all(fd, data)
                     written += len(data)
                 if written != entry.size:
                     raise CorruptObjectError(f"content of {entry.path} has the wrong size", str(entry.size), str(written))
+                if hasher is not None and hasher.digest() != entry.digest:
+                    raise CorruptObjectError(f"content of {entry.path}", entry.digest.hex(), hasher.hexdigest())
         finally:
             os.close(fd)
         _put_in_place(tmp, path, entry.size, temp_dir)
@@ -378,13 +388,14 @@ def _write_batches(entries: list[Entry]) -> Iterator[list[Entry]]:
         yield batch
 
 
-def _write_batch(root: str, batch: list[Entry], store: Store, reuse: dict[str, Entry], temp_dir: str | None) -> list[tuple[Entry, os.stat_result]]:
+def _write_batch(root: str, batch: list[Entry], store: Store, reuse: dict[str, Entry], temp_dir: str | None,
+                 hash_whole: bool) -> list[tuple[Entry, os.stat_result]]:
     """Write one batch of a folder's entries. The one-chunk files' content is read first, together
     (one transaction, one pread per run of neighbours): per file, each lookup and read was another
     hand-over of the GIL between the writer threads."""
     singles = [e for e in batch if _single_chunk(e)]
     content = dict(zip((e.path for e in singles), store.read_blobs([e.digest for e in singles]))) if singles else {}
-    return [(entry, write_entry(root, entry, store, reuse.get(entry.path), temp_dir, content.pop(entry.path, None)))
+    return [(entry, write_entry(root, entry, store, reuse.get(entry.path), temp_dir, content.pop(entry.path, None), hash_whole))
             for entry in batch]
 
 
@@ -401,7 +412,7 @@ def sweep_temp_files(root: str, folders: set[str]) -> None:
 
 
 def apply_plan(root: str, plan: Plan, store: Store, progress: Callable[[int], None] = lambda n: None,
-               temp_dir: str | None = None) -> list[tuple[Entry, os.stat_result]]:
+               temp_dir: str | None = None, hash_whole: bool = True) -> list[tuple[Entry, os.stat_result]]:
     """Delete, prune emptied folders, then write. Returns what was written, with its stat.
 
     With `temp_dir` (on the same filesystem), files are assembled there and renamed into place, so
@@ -419,7 +430,7 @@ def apply_plan(root: str, plan: Plan, store: Store, progress: Callable[[int], No
                 os.rmdir(os.path.join(root, *parent.split("/")))
             except OSError:
                 break
-    return list(write_entries(root, plan.writes, store, progress, plan.reuse, temp_dir))
+    return list(write_entries(root, plan.writes, store, progress, plan.reuse, temp_dir, hash_whole))
 
 
 def is_empty_folder(root: str, allowed: frozenset[str] = frozenset()) -> bool:
@@ -433,8 +444,10 @@ def is_empty_folder(root: str, allowed: frozenset[str] = frozenset()) -> bool:
 
 
 def write_entries(root: str, entries: Iterable[Entry], store: Store, progress: Callable[[int], None] = lambda n: None,
-                  reuse: dict[str, Entry] | None = None, temp_dir: str | None = None) -> Iterator[tuple[Entry, os.stat_result]]:
+                  reuse: dict[str, Entry] | None = None, temp_dir: str | None = None,
+                  hash_whole: bool = True) -> Iterator[tuple[Entry, os.stat_result]]:
     """Write entries (files and symlinks, in path order) and yield each with its stat as it is done.
+    `hash_whole=False` (nothing will remember the digests): see _write_new.
 
     Entries are taken as they come, so a version of 200k files streams through: what is held is
     the writers' window and the set of folders made.
@@ -452,7 +465,7 @@ def write_entries(root: str, entries: Iterable[Entry], store: Store, progress: C
                 if folder not in made:
                     safe_mkdirs(root, folder)
                     made.add(folder)
-                window.append(pool.submit(_write_batch, root, batch, store, reuse, temp_dir))
+                window.append(pool.submit(_write_batch, root, batch, store, reuse, temp_dir, hash_whole))
                 if len(window) >= 2 * WRITERS:
                     for done, st in window.popleft().result():
                         progress(done.size)

@@ -29,8 +29,9 @@ def start_writeback(fd: int) -> None:
     """Start writing a new file's dirty pages to disk now, without waiting, so that the fsync that
     makes it durable later has less left to wait for and the disk works while the caller hashes it.
 
-    POSIX_FADV_DONTNEED starts that writeback on Linux; pages still dirty or under writeback stay
-    cached, so reading the file next costs no disk read. Elsewhere this does nothing.
+    On Linux, POSIX_FADV_DONTNEED starts that writeback; it cannot drop dirty pages or pages under
+    writeback, only clean ones, so reading the new file next mostly costs no disk read. It is advice:
+    where it only drops cached pages, the fsync still does all the writing.
     """
     advise = getattr(os, "posix_fadvise", None)
     if advise is not None:

@@ -30,7 +30,7 @@ def materialize(repo: "Repo", version: Version, root: str, target: list[Entry], 
     total = sum(e.size for e in plan.writes) + sum(e.size for e in plan.refs)
     temp_dir = _checkout_temp_dir(repo, workspace)
     with repo.reporter.task(f"checkout {version.spec}", total) as task:
-        written = materialize_mod.apply_plan(root, plan, repo._repository.store, task.advance, temp_dir)
+        written = materialize_mod.apply_plan(root, plan, repo._repository.store, task.advance, temp_dir, hash_whole=workspace)
         if workspace:
             ws.remember([(DiskFile.from_stat(e.path, st), e.digest) for e, st in written if e.kind == KIND_FILE])
         skipped = _materialize_references(repo, root, plan.refs, strict, task.advance, temp_dir, workspace)
@@ -88,7 +88,7 @@ def materialize_fresh(repo: "Repo", version: Version, root: str, in_scope, works
     with repo.reporter.task(f"checkout {version.spec}", total) as task:
         fresh: list[tuple[DiskFile, bytes]] = []
         for e, st in materialize_mod.write_entries(root, (e for e in entries() if e.kind != KIND_REFERENCE), store,
-                                                   task.advance, temp_dir=temp_dir):
+                                                   task.advance, temp_dir=temp_dir, hash_whole=workspace):
             if workspace and e.kind == KIND_FILE:
                 fresh.append((DiskFile.from_stat(e.path, st), e.digest))
                 if len(fresh) >= REMEMBER_BATCH:

@@ -219,9 +219,10 @@ def _two_chunk_manifest(path: bytes, parts: list[bytes], digest: bytes) -> bytes
     return bytes(out)
 
 
-def test_file_digest_that_disagrees_with_its_chunks_is_reported_by_verify(box):
+def test_file_digest_that_disagrees_with_its_chunks_is_refused_in_a_workspace_and_reported_by_verify(box):
     """Checkout writes a file from chunks each checked against its id; a manifest whose file digest names other
-    bytes cannot put other bytes on disk, and verify names the version as damaged."""
+    bytes cannot put other bytes on disk. A workspace checkout, whose stat cache would remember that digest,
+    refuses it; checkout --to writes the chunks' bytes; verify names the version as damaged."""
     remote = box / "remote"
     parts = [b"first chunk " * 10, b"second chunk " * 10]
     wrong = chunker.hash_bytes(b"something else entirely")
@@ -229,6 +230,8 @@ def test_file_digest_that_disagrees_with_its_chunks_is_reported_by_verify(box):
                      manifest_bytes=_two_chunk_manifest(b"f.bin", parts, wrong))
     ok(run_artvc("clone", remote, box / "clone", cwd=box))
     ok(run_artvc("fetch", "--all", cwd=box / "clone"))
+    assert_cli_error(run_artvc("checkout", "evil:v0", cwd=box / "clone"), "content of f.bin")
+    assert not (box / "clone" / "f.bin").exists()
     ok(run_artvc("checkout", "evil:v0", "--to", box / "out", cwd=box / "clone"))
     assert (box / "out" / "f.bin").read_bytes() == b"".join(parts)
     verify = run_artvc("verify", cwd=box / "clone")
