@@ -19,7 +19,7 @@ import zstandard
 from . import chunker
 from .errors import PathError
 from .fsutil import random_hex
-from .packs import BLOB_DATA, PackWriter, compress_blob, iter_rows, location_rows, pack_path
+from .packs import BLOB_DATA, COMPRESSION_NONE, PackWriter, compress_blob, iter_rows, location_rows, pack_path
 from .store import WORKERS, IndexBatch, Store, shared_pool
 
 # Files up to this size are read whole and processed on a worker thread, many files at a time.
@@ -28,6 +28,7 @@ IN_FLIGHT_BYTES = 64 << 20
 # Small files travel to the worker threads in batches of up to this many files or bytes.
 BATCH_FILES = 128
 BATCH_BYTES = 2 << 20
+MAX_UNTRIED = 7  # raw chunks kept untried after zstd fails, at most (see _prepare_run)
 # add_paths: at most this many items (files and passed-through keys) per batch, so what waits is bounded.
 BATCH_ITEMS = 1024
 IN_FLIGHT_RUNS = 2 * WORKERS
@@ -122,9 +123,13 @@ class StoreWriter:
     def _prepare_chunk(self, data: bytes, txn) -> tuple[bytes, tuple[int, bytes] | None]:
         """(id, compressed form) of a chunk; no compressed form when the store already holds it."""
         blob_id = chunker.hash_bytes(data)
-        if blob_id in self._pending or (not self.relocate and self.store.locate(blob_id, txn) is not None):
+        if self._known(blob_id, txn):
             return blob_id, None
         return blob_id, compress_blob(data, self.store.settings.compression_level, self._compressor())
+
+    def _known(self, blob_id: bytes, txn) -> bool:
+        """Written by this writer already, or (unless relocating) in the store."""
+        return blob_id in self._pending or (not self.relocate and self.store.locate(blob_id, txn) is not None)
 
     def _append_many(self, blobs: list[tuple[bytes, int, int, tuple[int, bytes] | None, bytes]]) -> None:
         """_append for many blobs at once: one hand-over to the writer thread for all of them."""
@@ -262,11 +267,32 @@ class StoreWriter:
         return FileChunks(digest, size, tuple(chunks))
 
     def _prepare_run(self, run: list[bytes]) -> list[tuple[bytes, int, tuple[int, bytes] | None]]:
-        """Hash each chunk and compress the ones the store lacks (one LMDB read for the run)."""
+        """Hash each chunk and compress the ones the store lacks (one LMDB read for the run).
+
+        After a chunk that zstd cannot shrink, the next 1, then 3, then 7 new chunks of the run are
+        kept raw without trying: random or already-compressed data (half of a typical checkpoint
+        folder's bytes) would cost zstd's full effort for nothing. The run, a stretch of one file,
+        starts trying afresh, and one chunk that compresses ends the back-off.
+        """
         out = []
+        level = self.store.settings.compression_level
+        misses = untried = 0
         with self.store.index.read() as txn:
             for data in run:
-                blob_id, prepared = self._prepare_chunk(data, txn)
+                blob_id = chunker.hash_bytes(data)
+                if self._known(blob_id, txn):
+                    out.append((blob_id, len(data), None))
+                    continue
+                if untried:
+                    untried -= 1
+                    prepared = (COMPRESSION_NONE, bytes(data))
+                else:
+                    prepared = compress_blob(data, level, self._compressor())
+                    if prepared[0] == COMPRESSION_NONE and level > 0:
+                        misses += 1
+                        untried = min((1 << misses) - 1, MAX_UNTRIED)
+                    else:
+                        misses = 0
                 out.append((blob_id, len(data), prepared))
         return out
 

@@ -378,10 +378,15 @@ def _zstd_bomb(declared: int) -> bytes:
     return buf.getvalue()
 
 
+# The peak of this process alone: VmHWM belongs to the memory map that exec made. ru_maxrss would also
+# count the forked test runner before the exec (hundreds of MiB late in a full run).
 MAXRSS_WRAPPER = (
-    "import atexit, resource, sys\n"
+    "import atexit, sys\n"
     "out = sys.argv[1]\n"
-    "atexit.register(lambda: open(out, 'w').write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))\n"
+    "def peak():\n"
+    "    kib = next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM:'))\n"
+    "    open(out, 'w').write(kib)\n"
+    "atexit.register(peak)\n"
     "from artvc.cli import main\n"
     "main(sys.argv[2:])\n"
 )
