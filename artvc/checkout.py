@@ -2,9 +2,9 @@
 
 A plan is made first and checked for conflicts before anything is written: a modified file, or an
 untracked one in the way, is never overwritten or deleted without `force`. Each file is written
-to a temporary name from chunks each checked against its id, and renamed into place; a file
-whose digest the stat cache will remember (a workspace checkout) is hashed whole as well. Nothing is written
-through a symlinked folder, so a checkout cannot land outside its target folder.
+to a temporary name from chunks each checked against its id, and renamed into place; a file whose
+digest the stat cache will remember (a workspace checkout) is hashed whole as well. Nothing is
+written through a symlinked folder, so a checkout cannot land outside its target folder.
 """
 from __future__ import annotations
 

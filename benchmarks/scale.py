@@ -34,8 +34,15 @@ def fresh_rss_run(args: list[str], cwd: str) -> tuple[float, float]:
     return elapsed, int(proc.stderr.strip().splitlines()[-1]) / 1024
 
 
+def clear_leftovers(work: str, *names: str) -> None:
+    """Remove what an interrupted earlier run left under --root, so a case starts from nothing."""
+    for name in names:
+        shutil.rmtree(os.path.join(work, name), ignore_errors=True)
+
+
 def sparse_case(work: str, gib: int) -> list[tuple[str, float, float]]:
     repo = os.path.join(work, f"sparse-{gib}")
+    clear_leftovers(work, f"sparse-{gib}")
     os.makedirs(repo)
     path = os.path.join(repo, "big.bin")
     with open(path, "wb") as f:
@@ -55,6 +62,7 @@ def sparse_case(work: str, gib: int) -> list[tuple[str, float, float]]:
 
 def random_case(work: str, gib: int) -> list[tuple[str, float, float]]:
     repo = os.path.join(work, f"random-{gib}")
+    clear_leftovers(work, f"random-{gib}", f"share-random-{gib}", f"fresh-{gib}")
     os.makedirs(os.path.join(repo, "data"))
     big = os.path.join(repo, "data", "big.bin")
     with open(big, "wb") as f:
@@ -107,6 +115,7 @@ def _bytes_to_fetch_one_file(folder: str, share: str, name: str, path: str) -> t
 
 def many_case(work: str, count: int) -> list[tuple[str, float, float]]:
     repo = os.path.join(work, f"many-{count}")
+    clear_leftovers(work, f"many-{count}", f"share-{count}")
     rng = random.Random(count)
     for i in range(count):
         folder = os.path.join(repo, "data", f"d{i % 100:02d}", f"s{(i // 100) % 20:02d}")
