@@ -277,22 +277,20 @@ def read_pack_index(f: BinaryIO, pack_size: int) -> list[PackIndexEntry]:
 
 
 def verify_pack_file(path: str, pack_id: bytes) -> list[PackIndexEntry]:
-    """The index of a pack file whose content hashes to `pack_id` and whose every blob decodes to its
-    id; CorruptObjectError otherwise."""
+    """check_pack_file, and every blob decodes to its id; CorruptObjectError otherwise."""
+    entries = check_pack_file(path, pack_id=pack_id)
     with open(path, "rb") as f:
-        if chunker.hash_stream(f, block_size=1 << 20) != pack_id:
-            raise CorruptObjectError("the content does not match the pack's name")
-        entries = read_pack_index(f, os.fstat(f.fileno()).st_size)
         for e in sorted(entries, key=lambda e: e.offset):
             f.seek(e.offset)
             decode_blob(f.read(e.stored_len), e.compression, e.raw_len, e.blob_id)
     return entries
 
 
-def check_pack_file(path: str, progress: Callable[[int], None] | None = None) -> list[PackIndexEntry]:
-    """The index of a pack file whose content hashes to its name; CorruptObjectError otherwise."""
-    name = os.path.basename(path)[: -len(".pack")]
+def check_pack_file(path: str, progress: Callable[[int], None] | None = None, pack_id: bytes | None = None) -> list[PackIndexEntry]:
+    """The index of a pack file whose content hashes to `pack_id` (by default, the id in its file
+    name); CorruptObjectError otherwise."""
+    name = pack_id.hex() if pack_id is not None else os.path.basename(path)[: -len(".pack")]
     with open(path, "rb") as f:
-        if chunker.hash_stream(f, progress).hex() != name:
+        if chunker.hash_stream(f, progress, block_size=1 << 20).hex() != name:
             raise CorruptObjectError(f"pack {name[:12]} does not match its name")
-        return read_pack_index(f, os.path.getsize(path))
+        return read_pack_index(f, os.fstat(f.fileno()).st_size)

@@ -270,9 +270,9 @@ class StoreWriter:
         """Hash each chunk and compress the ones the store lacks (one LMDB read for the run).
 
         After a chunk that zstd cannot shrink, the next 1, then 3, then 7 new chunks of the run are
-        kept raw without trying: random or already-compressed data (half of a typical checkpoint
-        folder's bytes) would cost zstd's full effort for nothing. The run, a stretch of one file,
-        starts trying afresh, and one chunk that compresses ends the back-off.
+        kept raw without trying: random or already-compressed data would cost zstd's full effort for
+        nothing. The run, a stretch of one file, starts trying afresh, and one chunk that
+        compresses ends the back-off.
         """
         out = []
         level = self.store.settings.compression_level

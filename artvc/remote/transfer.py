@@ -188,7 +188,7 @@ class Transfer:
             try:
                 entries = verify_pack_file(tmp, pack_id)
             except CorruptObjectError as exc:
-                raise CorruptObjectError(f"pack {pack_id.hex()[:12]} on {self.backend.url}: {exc.what}", exc.expected, exc.got) from None
+                raise CorruptObjectError(f"{exc.what} (fetched from {self.backend.url})", exc.expected, exc.got) from None
             if not wanted <= {e.blob_id for e in entries}:
                 raise CorruptObjectError(f"pack {pack_id.hex()[:12]} on {self.backend.url} lacks blobs its index names")
             size = store.adopt_pack(tmp, pack_id)
